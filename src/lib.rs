@@ -1,0 +1,29 @@
+//! ferrotail: a drop-in, at-least-once replacement for Grafana Promtail.
+//!
+//! ```text
+//!  static_configs ─► targets (globs) ─► file tailer ──┐
+//!                                                      │ Entry { labels, timestamp, line, ack }
+//!                                                      ▼
+//!  pipeline (per job: stages in order; may drop, rewrite, pick a tenant)
+//!                                                      ▼
+//!  client fan-out ─► per-client batcher (per tenant, per stream) ─► protobuf + snappy
+//!                                                      ▼
+//!                               sender (concurrent requests, retry, backoff)
+//!                                                      ▼
+//!  positions ◄── ack tracker (per file, ordered: advances only over a contiguous acked prefix)
+//! ```
+//!
+//! Every entry carries the acknowledgement of the read chunk it came from; a file's position is
+//! written only up to the end of the longest prefix of chunks whose entries every client has
+//! acknowledged (or that were dropped on purpose and counted). The log file is the write-ahead
+//! log: a crash re-sends what was in flight and loses nothing.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod entry;
+pub mod metrics;
+pub mod pipeline;
+pub mod positions;
+pub mod tail;

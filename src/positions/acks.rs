@@ -1,0 +1,265 @@
+//! Acknowledgement tracking: a source's committed position only advances over a contiguous
+//! prefix of read chunks whose entries are all finished.
+//!
+//! A reader registers every chunk it reads with its source's [`Tracker`] (in read order) and gets
+//! an [`Ack`] back; every entry made from the chunk carries a clone. An entry is *finished* when
+//! it is dropped: after every client has had a 2xx for it, after Loki rejected it for good (counted),
+//! or after the pipeline dropped it on purpose (counted). When the last clone of a chunk's `Ack`
+//! is dropped the chunk is complete, and the tracker's committed offset moves to the end of the
+//! longest completed prefix.
+//!
+//! Invariants:
+//! - `committed()` never passes the end of a chunk that has an entry still alive;
+//! - `committed()` never decreases;
+//! - after [`Tracker::freeze`] nothing is committed any more: at the shutdown deadline the
+//!   entries still in flight are dropped without being delivered, and freezing first keeps that
+//!   drop from counting as an acknowledgement. (`panic = "abort"` in release builds keeps a
+//!   panicking task from doing the same.)
+//! - a chunk may carry a byte-budget permit; it is returned when the chunk completes, which is
+//!   what bounds the bytes in flight (DESIGN.md contract 3).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Ordered completion tracking for one source (one open file, one journal, ...).
+#[derive(Debug)]
+pub struct Tracker {
+    state: Mutex<State>,
+    frozen: AtomicBool,
+}
+
+#[derive(Debug)]
+struct State {
+    next_seq: u64,
+    /// Chunks not yet committed, in read order: (sequence number, end offset, complete).
+    pending: VecDeque<(u64, u64, bool)>,
+    committed: u64,
+    /// End offset of the last registered chunk (what has been read and handed on).
+    read: u64,
+}
+
+impl Tracker {
+    /// A tracker whose committed (and read) position starts at `start`.
+    pub fn new(start: u64) -> Arc<Self> {
+        Arc::new(Tracker {
+            state: Mutex::new(State {
+                next_seq: 0,
+                pending: VecDeque::new(),
+                committed: start,
+                read: start,
+            }),
+            frozen: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked while holding it; the state is a
+        // plain queue that is consistent after every statement, so keep using it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the next chunk, which ends at `end_offset`, and returns its acknowledgement.
+    /// Chunks must be registered in read order with non-decreasing end offsets.
+    pub fn chunk(self: &Arc<Self>, end_offset: u64, permit: Option<OwnedSemaphorePermit>) -> Ack {
+        let seq = {
+            let mut st = self.lock();
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.pending.push_back((seq, end_offset, false));
+            st.read = st.read.max(end_offset);
+            seq
+        };
+        Ack(AckRepr::One(Arc::new(Chunk {
+            tracker: Arc::clone(self),
+            seq,
+            _permit: permit,
+        })))
+    }
+
+    /// Moves both the read and the committed position to `offset` when nothing is in flight
+    /// (used when a source skips data on purpose, e.g. after a truncation restarts at 0).
+    /// Returns false, changing nothing, while chunks are pending.
+    pub fn reset(&self, offset: u64) -> bool {
+        let mut st = self.lock();
+        if !st.pending.is_empty() || self.frozen.load(Ordering::Acquire) {
+            return false;
+        }
+        st.committed = offset;
+        st.read = offset;
+        true
+    }
+
+    /// The end of the longest prefix of chunks that are complete.
+    pub fn committed(&self) -> u64 {
+        self.lock().committed
+    }
+
+    /// The end of the last chunk handed on.
+    pub fn read(&self) -> u64 {
+        self.lock().read
+    }
+
+    /// Number of chunks read but not yet committed.
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Stops all further commits (shutdown deadline reached with entries still in flight).
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::Release);
+    }
+
+    fn complete(&self, seq: u64) {
+        if self.frozen.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = self.lock();
+        if let Some(front) = st.pending.front().map(|p| p.0) {
+            if let Some(slot) = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok()) {
+                if let Some(p) = st.pending.get_mut(slot) {
+                    p.2 = true;
+                }
+            }
+        }
+        while let Some(&(_, end, true)) = st.pending.front() {
+            st.pending.pop_front();
+            st.committed = st.committed.max(end);
+        }
+    }
+}
+
+/// One registered chunk; completes when the last `Ack` referring to it is dropped.
+#[derive(Debug)]
+struct Chunk {
+    tracker: Arc<Tracker>,
+    seq: u64,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.tracker.complete(self.seq);
+    }
+}
+
+/// The acknowledgement an entry carries: none (sources without positions), one chunk, or several
+/// (an entry merged from lines of several chunks, e.g. by `multiline`).
+#[derive(Clone, Debug, Default)]
+pub struct Ack(AckRepr);
+
+#[derive(Clone, Debug, Default)]
+enum AckRepr {
+    #[default]
+    None,
+    One(Arc<Chunk>),
+    Many(Vec<Arc<Chunk>>),
+}
+
+impl Ack {
+    /// An acknowledgement that tracks nothing (for sources that have no position).
+    pub fn none() -> Self {
+        Ack(AckRepr::None)
+    }
+
+    /// Makes `self` also hold `other`'s chunks, so that they complete only when `self` is done.
+    pub fn merge(&mut self, other: Ack) {
+        let mine = std::mem::take(&mut self.0);
+        self.0 = match (mine, other.0) {
+            (a, AckRepr::None) => a,
+            (AckRepr::None, b) => b,
+            (AckRepr::One(a), AckRepr::One(b)) => AckRepr::Many(vec![a, b]),
+            (AckRepr::One(a), AckRepr::Many(mut b)) => {
+                b.insert(0, a);
+                AckRepr::Many(b)
+            }
+            (AckRepr::Many(mut a), AckRepr::One(b)) => {
+                a.push(b);
+                AckRepr::Many(a)
+            }
+            (AckRepr::Many(mut a), AckRepr::Many(b)) => {
+                a.extend(b);
+                AckRepr::Many(a)
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_contiguous_prefix() {
+        let t = Tracker::new(10);
+        let a = t.chunk(20, None);
+        let b = t.chunk(30, None);
+        let c = t.chunk(40, None);
+        assert_eq!(t.read(), 40);
+        drop(b);
+        assert_eq!(
+            t.committed(),
+            10,
+            "b completed before a: nothing may commit"
+        );
+        drop(a);
+        assert_eq!(t.committed(), 30);
+        drop(c);
+        assert_eq!(t.committed(), 40);
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn clones_hold_the_chunk_open() {
+        let t = Tracker::new(0);
+        let a = t.chunk(5, None);
+        let a2 = a.clone();
+        drop(a);
+        assert_eq!(t.committed(), 0);
+        drop(a2);
+        assert_eq!(t.committed(), 5);
+    }
+
+    #[test]
+    fn merged_ack_completes_all_its_chunks_together() {
+        let t = Tracker::new(0);
+        let mut a = t.chunk(5, None);
+        let b = t.chunk(9, None);
+        a.merge(b);
+        assert_eq!(t.committed(), 0);
+        drop(a);
+        assert_eq!(t.committed(), 9);
+    }
+
+    #[test]
+    fn frozen_tracker_commits_nothing() {
+        let t = Tracker::new(0);
+        let a = t.chunk(5, None);
+        t.freeze();
+        drop(a);
+        assert_eq!(t.committed(), 0);
+    }
+
+    #[test]
+    fn permit_returns_when_chunk_completes() {
+        let sem = Arc::new(tokio::sync::Semaphore::new(100));
+        let t = Tracker::new(0);
+        let permit = Arc::clone(&sem).try_acquire_many_owned(60).ok();
+        let a = t.chunk(60, permit);
+        assert_eq!(sem.available_permits(), 40);
+        drop(a);
+        assert_eq!(sem.available_permits(), 100);
+    }
+
+    #[test]
+    fn reset_only_when_idle() {
+        let t = Tracker::new(50);
+        let a = t.chunk(60, None);
+        assert!(!t.reset(0));
+        drop(a);
+        assert!(t.reset(0));
+        assert_eq!(t.committed(), 0);
+    }
+}

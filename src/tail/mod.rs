@@ -1,0 +1,1 @@
+//! tail (under construction).
