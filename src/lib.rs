@@ -26,4 +26,5 @@ pub mod entry;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;
+pub mod server;
 pub mod tail;
