@@ -23,6 +23,7 @@
 pub mod client;
 pub mod config;
 pub mod entry;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;
