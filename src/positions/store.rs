@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::acks::Tracker;
+use super::file::Backing;
 
 /// What identifies a file beyond its path, so that a file replaced while ferrotail was stopped
 /// is not read from a stale offset (Promtail's format cannot hold this; it is kept beside it).
@@ -42,16 +43,28 @@ enum Slot {
     Opaque(String),
 }
 
-/// Shared handle to the positions map.
+/// Shared handle to the positions map, optionally backed by the positions file
+/// ([`Positions::open`], [`Positions::save`]).
 #[derive(Debug, Default)]
 pub struct Positions {
     slots: Mutex<HashMap<String, Slot>>,
+    /// The file this map is saved to; `None` for [`Positions::in_memory`].
+    backing: Option<Backing>,
 }
 
 impl Positions {
     /// An empty positions map that is never written to disk.
     pub fn in_memory() -> Arc<Self> {
         Arc::new(Positions::default())
+    }
+
+    pub(super) fn with_backing(mut self, backing: Backing) -> Self {
+        self.backing = Some(backing);
+        self
+    }
+
+    pub(super) fn backing(&self) -> Option<&Backing> {
+        self.backing.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
@@ -139,6 +152,15 @@ impl Positions {
     /// Forgets `path` (it no longer matches its glob, or it was deleted).
     pub fn remove(&self, path: &str) {
         self.lock().remove(path);
+    }
+
+    /// Forgets `key` unless a reader's tracker is attached to it. Returns whether it was removed.
+    pub fn remove_if_untracked(&self, key: &str) -> bool {
+        let mut slots = self.lock();
+        match slots.get(key) {
+            Some(Slot::Tracked { .. }) | None => false,
+            Some(_) => slots.remove(key).is_some(),
+        }
     }
 
     /// All keys, in no particular order.
