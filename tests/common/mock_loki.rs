@@ -1,0 +1,443 @@
+//! An in-process mock Loki for tests: an HTTP/1.1 server on 127.0.0.1 (plain or TLS) that
+//! decodes snappy protobuf push bodies with `ferrotail::client::decode_push`, records every
+//! request and every entry it accepted, and answers from a script.
+//!
+//! Answers: scripted replies are used first, one per request, in order; after that the
+//! fallback reply (204 unless changed with [`MockLoki::set_fallback`]). A reply is a status
+//! with an optional `Retry-After` and body, or a connection reset (the socket is closed without
+//! an answer). An optional delay is applied before every answer. Entries are recorded only for
+//! requests answered with a 2xx, so [`MockLoki::entries`] is what Loki "stored".
+//!
+//! Waiting is bounded: [`MockLoki::wait_for_entries`] returns an error with a clear message
+//! instead of hanging.
+
+#![allow(dead_code)] // each test binary uses a different part of the mock
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// One entry Loki accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedEntry {
+    /// The request's `X-Scope-OrgID`, if any.
+    pub tenant: Option<String>,
+    /// The stream's label string.
+    pub labels: String,
+    /// Unix nanoseconds.
+    pub timestamp_ns: i64,
+    /// The line's raw bytes.
+    pub line: Bytes,
+    /// Structured metadata pairs.
+    pub structured_metadata: Vec<(String, String)>,
+}
+
+impl ReceivedEntry {
+    /// The line as text (invalid UTF-8 replaced).
+    pub fn line_str(&self) -> String {
+        String::from_utf8_lossy(&self.line).into_owned()
+    }
+}
+
+/// One request the mock received.
+#[derive(Clone, Debug)]
+pub struct ReceivedRequest {
+    /// When it arrived (after its body was read).
+    pub at: Instant,
+    /// HTTP method.
+    pub method: String,
+    /// The request target as sent (absolute form through a proxy).
+    pub uri: String,
+    /// Headers, names in lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// Number of entries in the body (0 if it did not decode).
+    pub entries: usize,
+    /// Why the body did not decode, if it did not.
+    pub decode_error: Option<String>,
+    /// The status answered, `None` for a reset connection.
+    pub status: Option<u16>,
+}
+
+impl ReceivedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How the mock answers one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer with a status.
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// `Retry-After` header value.
+        retry_after: Option<String>,
+        /// Response body.
+        body: String,
+    },
+    /// Close the connection without answering.
+    Reset,
+}
+
+impl Reply {
+    /// A bare status.
+    pub fn status(status: u16) -> Self {
+        Reply::Status {
+            status,
+            retry_after: None,
+            body: String::new(),
+        }
+    }
+
+    /// A status with a body (Loki's error text).
+    pub fn with_body(status: u16, body: &str) -> Self {
+        Reply::Status {
+            status,
+            retry_after: None,
+            body: body.to_owned(),
+        }
+    }
+
+    /// A status with a `Retry-After` value.
+    pub fn with_retry_after(status: u16, retry_after: &str) -> Self {
+        Reply::Status {
+            status,
+            retry_after: Some(retry_after.to_owned()),
+            body: String::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Reply>,
+    fallback: Option<Reply>,
+    delay: Option<Duration>,
+    entries: Vec<ReceivedEntry>,
+    requests: Vec<ReceivedRequest>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running mock Loki; stops when dropped.
+pub struct MockLoki {
+    addr: SocketAddr,
+    tls: bool,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+/// The error that makes hyper drop the connection without answering.
+#[derive(Debug)]
+struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset on purpose")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
+impl MockLoki {
+    /// Starts a plain HTTP mock on 127.0.0.1 with a free port.
+    pub async fn start() -> MockLoki {
+        Self::start_inner(None).await
+    }
+
+    /// Starts an HTTPS mock with the given rustls server configuration.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> MockLoki {
+        Self::start_inner(Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>) -> MockLoki {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        });
+        let is_tls = tls.is_some();
+        let server_shared = Arc::clone(&shared);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = Arc::clone(&server_shared);
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(Arc::clone(&shared), req));
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            // A failed handshake is what the TLS tests expect to see.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
+                });
+            }
+        });
+        MockLoki {
+            addr,
+            tls: is_tls,
+            shared,
+            server,
+        }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `scheme://127.0.0.1:port` without a path (e.g. for a proxy URL).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The full push URL, `http://127.0.0.1:port/loki/api/v1/push`.
+    pub fn url(&self) -> reqwest::Url {
+        reqwest::Url::parse(&format!("{}/loki/api/v1/push", self.base_url()))
+            .expect("mock URL parses")
+    }
+
+    /// `host:port` as the client metrics label it.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Queues replies for the next requests, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.lock().script.extend(replies);
+    }
+
+    /// The reply once the script is used up (`None` = 204).
+    pub fn set_fallback(&self, reply: Option<Reply>) {
+        self.shared.lock().fallback = reply;
+    }
+
+    /// A delay before every answer (`None` = answer at once).
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        self.shared.lock().delay = delay;
+    }
+
+    /// Every entry accepted so far, in arrival order.
+    pub fn entries(&self) -> Vec<ReceivedEntry> {
+        self.shared.lock().entries.clone()
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Waits until at least `n` entries were accepted; an error after `timeout` says how far it
+    /// got.
+    pub async fn wait_for_entries(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedEntry>, String> {
+        self.wait(timeout, |st| (st.entries.len() >= n).then(|| st.entries.clone()))
+            .await
+            .map_err(|st| {
+                format!(
+                    "mock Loki: waited {timeout:?} for {n} entries, got {} entries in {} requests (statuses {:?})",
+                    st.0,
+                    st.1.len(),
+                    st.1
+                )
+            })
+    }
+
+    /// Waits until at least `n` requests arrived (answered or reset).
+    pub async fn wait_for_requests(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedRequest>, String> {
+        self.wait(timeout, |st| {
+            (st.requests.len() >= n).then(|| st.requests.clone())
+        })
+        .await
+        .map_err(|st| {
+            format!(
+                "mock Loki: waited {timeout:?} for {n} requests, got {} (statuses {:?})",
+                st.1.len(),
+                st.1
+            )
+        })
+    }
+
+    async fn wait<T>(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut(&State) -> Option<T>,
+    ) -> Result<T, (usize, Vec<Option<u16>>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Register interest before looking, so that no change slips in between.
+            let changed = self.shared.changed.notified();
+            {
+                let st = self.shared.lock();
+                if let Some(v) = ready(&st) {
+                    return Ok(v);
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let st = self.shared.lock();
+                return Err((
+                    st.entries.len(),
+                    st.requests.iter().map(|r| r.status).collect(),
+                ));
+            }
+        }
+    }
+}
+
+impl Drop for MockLoki {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ResetConnection> {
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let tenant = req
+        .headers()
+        .get("x-scope-orgid")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(ResetConnection),
+    };
+    let at = Instant::now();
+    let (reply, delay) = {
+        let mut st = shared.lock();
+        let reply = st
+            .script
+            .pop_front()
+            .or_else(|| st.fallback.clone())
+            .unwrap_or_else(|| Reply::status(204));
+        (reply, st.delay)
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let decoded = ferrotail::client::decode_push(&body);
+    let mut request = ReceivedRequest {
+        at,
+        method,
+        uri,
+        headers,
+        entries: 0,
+        decode_error: None,
+        status: None,
+    };
+    let mut accepted = Vec::new();
+    match &decoded {
+        Ok(push) => {
+            for stream in &push.streams {
+                for e in &stream.entries {
+                    accepted.push(ReceivedEntry {
+                        tenant: tenant.clone(),
+                        labels: stream.labels.clone(),
+                        timestamp_ns: e.timestamp.map(|t| t.unix_nanos()).unwrap_or(0),
+                        line: e.line.clone(),
+                        structured_metadata: e
+                            .structured_metadata
+                            .iter()
+                            .map(|p| (p.name.clone(), p.value.clone()))
+                            .collect(),
+                    });
+                }
+            }
+            request.entries = accepted.len();
+        }
+        Err(e) => request.decode_error = Some(e.to_string()),
+    }
+    let (status, retry_after, body) = match reply {
+        Reply::Reset => {
+            shared.lock().requests.push(request);
+            shared.changed.notify_waiters();
+            return Err(ResetConnection);
+        }
+        Reply::Status {
+            status,
+            retry_after,
+            body,
+        } => (status, retry_after, body),
+    };
+    // A body that does not decode is what a real Loki rejects.
+    let (status, body) = match &decoded {
+        Err(e) => (400, format!("mock Loki: {e}")),
+        Ok(_) => (status, body),
+    };
+    request.status = Some(status);
+    {
+        let mut st = shared.lock();
+        if (200..300).contains(&status) {
+            st.entries.extend(accepted);
+        }
+        st.requests.push(request);
+    }
+    shared.changed.notify_waiters();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ra) = retry_after {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&ra) {
+            resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+        }
+    }
+    Ok(resp)
+}
