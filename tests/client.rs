@@ -376,9 +376,9 @@ async fn connection_reset_is_retried() {
 #[tokio::test]
 async fn slow_answer_times_out_and_exhausted_retries_drop() {
     let loki = MockLoki::start().await;
-    loki.set_delay(Some(Duration::from_millis(300)));
+    loki.set_delay(Some(Duration::from_secs(2)));
     let mut s = settings(&loki);
-    s.timeout = Duration::from_millis(30);
+    s.timeout = Duration::from_millis(50);
     s.backoff.max_retries = Some(2);
     let (clients, metrics, _) = start(vec![s]);
     let tracker = Tracker::new(0);
@@ -544,13 +544,13 @@ mod tls {
     }
 
     fn pki() -> Pki {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let key = KeyPair::generate().expect("test PKI");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("test PKI");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
             .distinguished_name
             .push(DnType::CommonName, "ferrotail test CA");
-        let cert = params.self_signed(&key).unwrap();
+        let cert = params.self_signed(&key).expect("test PKI");
         Pki {
             ca_pem: cert.pem(),
             ca_der: cert.der().clone(),
@@ -569,10 +569,10 @@ mod tls {
         CertificateDer<'static>,
         PrivateKeyDer<'static>,
     ) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let key = KeyPair::generate().expect("test PKI");
+        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("test PKI");
         params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &pki.issuer).unwrap();
+        let cert = params.signed_by(&key, &pki.issuer).expect("test PKI");
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         (cert.pem(), key.serialize_pem(), cert.der().clone(), key_der)
     }
@@ -585,21 +585,21 @@ mod tls {
         let (_, _, cert, key) = leaf(pki, "loki.test", ExtendedKeyUsagePurpose::ServerAuth);
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .unwrap();
+            .expect("test PKI");
         let builder = if require_client_cert {
             let mut roots = rustls::RootCertStore::empty();
-            roots.add(pki.ca_der.clone()).unwrap();
+            roots.add(pki.ca_der.clone()).expect("test PKI");
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider(),
             )
             .build()
-            .unwrap();
+            .expect("test PKI");
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
         };
-        Arc::new(builder.with_single_cert(vec![cert], key).unwrap())
+        Arc::new(builder.with_single_cert(vec![cert], key).expect("test PKI"))
     }
 
     fn tls_client(loki: &MockLoki, name: &str, tls: TlsSettings) -> ClientSettings {

@@ -104,7 +104,9 @@ impl ClientSettings {
     }
 }
 
-/// Retry timing (Promtail's `backoff_config`, spec §8.4).
+/// Retry timing (Promtail's `backoff_config`, spec §8.4). A `Retry-After` header on a retryable
+/// answer raises the next sleep to its value, capped at `max_period` (a server asking for an
+/// hour must not stall a stream longer than the operator allows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackoffSettings {
     /// Lower bound of the first sleep. Default: `500ms`.
