@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -162,12 +163,20 @@ impl<'a> ValueRef<'a> {
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest digits that round-trip, written
 /// without an exponent (`1e21` → `1000000000000000000000`, `1e-6` → `0.000001`).
 pub fn format_go_float(f: f64) -> String {
+    let mut s = String::new();
+    write_go_float(f, &mut s);
+    s
+}
+
+/// [`format_go_float`] appending to `out` (no allocation when it has room).
+pub fn write_go_float(f: f64, out: &mut String) {
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+        out.push_str(if f > 0.0 { "+Inf" } else { "-Inf" });
+        return;
     }
     // Rust's `Display` for f64 is exactly that: shortest round-trip digits, no exponent.
     // (`NaN` is spelled the same in both languages.)
-    f.to_string()
+    let _ = write!(out, "{f}");
 }
 
 /// One written key of the overlay; `None` is a tombstone for a removed key.

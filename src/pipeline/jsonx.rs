@@ -18,9 +18,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 
-use bytes::Bytes;
 use jmespath::{Rcvar, Variable};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
 use super::extracted::{Text, Value, format_go_float};
@@ -75,9 +74,9 @@ pub fn simple_path(expr: &str) -> Option<Vec<String>> {
 /// A trie of simple paths; `targets` are the result slots of the paths that end here.
 #[derive(Debug, Default)]
 pub struct PathTrie {
-    name: String,
-    targets: Vec<usize>,
-    children: Vec<PathTrie>,
+    pub(crate) name: String,
+    pub(crate) targets: Vec<usize>,
+    pub(crate) children: Vec<PathTrie>,
 }
 
 impl PathTrie {
@@ -101,18 +100,21 @@ impl PathTrie {
         child.insert(rest, target);
     }
 
-    fn child(&self, key: &[u8]) -> Option<&PathTrie> {
+    pub(crate) fn child(&self, key: &[u8]) -> Option<&PathTrie> {
         self.children.iter().find(|c| c.name.as_bytes() == key)
     }
 
-    fn set(&self, out: &mut [Option<Value>], v: &Value) {
-        for &t in &self.targets {
-            out[t] = Some(v.clone());
+    pub(crate) fn set(&self, out: &mut [Option<Value>], v: Value) {
+        if let Some((&last, rest)) = self.targets.split_last() {
+            for &t in rest {
+                out[t] = Some(v.clone());
+            }
+            out[last] = Some(v);
         }
     }
 
     /// Resets every slot of this subtree to null (a later duplicate key replaces an earlier one).
-    fn reset(&self, out: &mut [Option<Value>]) {
+    pub(crate) fn reset(&self, out: &mut [Option<Value>]) {
         for &t in &self.targets {
             out[t] = Some(Value::Null);
         }
@@ -122,9 +124,9 @@ impl PathTrie {
     }
 
     /// Fills this subtree's slots from an already built value.
-    fn fill_from(&self, v: &Variable, out: &mut [Option<Value>]) {
+    pub(crate) fn fill_from(&self, v: &Variable, out: &mut [Option<Value>]) {
         if !self.targets.is_empty() {
-            self.set(out, &variable_to_value(v));
+            self.set(out, variable_to_value(v));
         }
         for c in &self.children {
             match v.as_object().and_then(|o| o.get(&c.name)) {
@@ -132,161 +134,6 @@ impl PathTrie {
                 None => c.reset(out),
             }
         }
-    }
-}
-
-/// Streams `input` and fills `out[i]` for every path of `trie` (null where nothing matches).
-pub fn extract_fast(
-    input: &Bytes,
-    trie: &PathTrie,
-    out: &mut [Option<Value>],
-) -> Result<(), Malformed> {
-    trie.reset(out);
-    let mut de = serde_json::Deserializer::from_slice(input);
-    de::Deserializer::deserialize_any(
-        &mut de,
-        Top {
-            node: trie,
-            out,
-            src: input,
-        },
-    )
-    .map_err(|_| Malformed)?;
-    de.end().map_err(|_| Malformed)
-}
-
-struct Top<'a> {
-    node: &'a PathTrie,
-    out: &'a mut [Option<Value>],
-    src: &'a Bytes,
-}
-
-impl<'de> Visitor<'de> for Top<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        stream_object(map, self.node, self.out, self.src)
-    }
-}
-
-fn stream_object<'de, A: MapAccess<'de>>(
-    mut map: A,
-    node: &PathTrie,
-    out: &mut [Option<Value>],
-    src: &Bytes,
-) -> Result<(), A::Error> {
-    while let Some(child) = map.next_key_seed(KeySeed(node))? {
-        match child {
-            Some(child) => map.next_value_seed(NodeSeed {
-                node: child,
-                out: &mut *out,
-                src,
-            })?,
-            None => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads a key as raw bytes (no UTF-8 check, like Go) and finds the wanted child.
-struct KeySeed<'a>(&'a PathTrie);
-
-impl<'de, 'a> DeserializeSeed<'de> for KeySeed<'a> {
-    type Value = Option<&'a PathTrie>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de, 'a> Visitor<'de> for KeySeed<'a> {
-    type Value = Option<&'a PathTrie>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-        Ok(self.0.child(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.child(v.as_bytes()))
-    }
-}
-
-/// Reads the value of a wanted key.
-struct NodeSeed<'a> {
-    node: &'a PathTrie,
-    out: &'a mut [Option<Value>],
-    src: &'a Bytes,
-}
-
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        self.node.reset(self.out);
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NodeSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.node
-            .set(self.out, &Value::Str(Text::slice_of(self.src, v)));
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.node.set(self.out, &Value::str(v));
-        Ok(())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.node.set(self.out, &Value::Str(Text::from(v)));
-        Ok(())
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.node.set(self.out, &Value::Bool(v));
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.node.set(self.out, &Value::Num(v as f64));
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.node.set(self.out, &Value::Num(v as f64));
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.node.set(self.out, &Value::Num(v));
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(()) // already reset to null
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        if self.node.targets.is_empty() {
-            return stream_object(map, self.node, self.out, self.src);
-        }
-        // The object itself is wanted: build it once, then serve the deeper paths from it.
-        let var = GoVar.visit_map(map)?;
-        self.node.fill_from(&var, self.out);
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.node.targets.is_empty() {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(());
-        }
-        let var = GoVar.visit_seq(seq)?;
-        self.node.set(self.out, &variable_to_value(&var));
-        Ok(())
     }
 }
 
@@ -456,7 +303,11 @@ mod tests {
             trie.insert(&simple_path(p).unwrap(), i);
         }
         let mut out = vec![None; paths.len()];
-        extract_fast(&Bytes::copy_from_slice(doc.as_bytes()), &trie, &mut out)?;
+        crate::pipeline::jsonscan::extract_fast(
+            &bytes::Bytes::copy_from_slice(doc.as_bytes()),
+            &trie,
+            &mut out,
+        )?;
         Ok(out.into_iter().map(Option::unwrap).collect())
     }
 

@@ -3,8 +3,10 @@
 //!
 //! Invariants: at most `capacity` entries; `get` and `put` make the key the most recently used;
 //! a `put` into a full map evicts the least recently used key. Nodes live in a slab linked by
-//! indices, so every operation is O(1) after the hash lookup, and a one-entry memo of the last
-//! key skips even that while consecutive entries share one label set (the usual case).
+//! indices, so every operation is O(1) after the hash lookup. Hashing a label set is the
+//! expensive part (every label, SipHash), so the slots of the last few label *objects* seen are
+//! remembered by identity: entries of a stream share one `LabelSet` allocation, and finding it
+//! again costs a pointer comparison.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,22 @@ struct Node {
     value: Timestamp,
     prev: usize,
     next: usize,
+    /// Incremented when the node is reused for another key (invalidates `recent` entries).
+    generation: u64,
+}
+
+/// How many label-set objects are remembered by identity.
+const RECENT: usize = 8;
+
+/// An identity for the map behind a label set: the address of its first non-empty label
+/// name's bytes. Distinct live maps never share a string buffer (cloning a map copies its
+/// strings), and `recent` holds a clone of the label set, so the address cannot be reused
+/// by another map while it is remembered. `None` for label sets without a non-empty name.
+fn identity(labels: &LabelSet) -> Option<usize> {
+    labels
+        .iter()
+        .find(|(name, _)| !name.is_empty())
+        .map(|(name, _)| name.as_ptr() as usize)
 }
 
 /// An LRU map `LabelSet → Timestamp`.
@@ -30,8 +48,9 @@ pub struct LabelLru {
     head: usize,
     /// Least recently used.
     tail: usize,
-    /// The last key used and its slot (label sets compare by pointer first, so this is cheap).
-    last: Option<(LabelSet, usize)>,
+    /// Recently used label-set objects: (the label set, its identity, slot, slot generation).
+    recent: Vec<(LabelSet, usize, usize, u64)>,
+    next_recent: usize,
 }
 
 impl LabelLru {
@@ -43,7 +62,8 @@ impl LabelLru {
             nodes: Vec::new(),
             head: NIL,
             tail: NIL,
-            last: None,
+            recent: Vec::with_capacity(RECENT),
+            next_recent: 0,
         }
     }
 
@@ -58,14 +78,32 @@ impl LabelLru {
     }
 
     fn find(&mut self, key: &LabelSet) -> Option<usize> {
-        if let Some((k, i)) = &self.last {
-            if k == key {
-                return Some(*i);
+        let id = identity(key);
+        if let Some(id) = id {
+            let nodes = &self.nodes;
+            if let Some(&(_, _, slot, _)) = self.recent.iter().find(|(_, rid, slot, generation)| {
+                *rid == id
+                    && nodes
+                        .get(*slot)
+                        .is_some_and(|n| n.generation == *generation)
+            }) {
+                return Some(slot);
             }
         }
         let i = *self.index.get(key)?;
-        self.last = Some((key.clone(), i));
+        self.remember(key, id, i);
         Some(i)
+    }
+
+    fn remember(&mut self, key: &LabelSet, id: Option<usize>, slot: usize) {
+        let Some(id) = id else { return };
+        let entry = (key.clone(), id, slot, self.nodes[slot].generation);
+        if self.recent.len() < RECENT {
+            self.recent.push(entry);
+        } else {
+            self.recent[self.next_recent] = entry;
+            self.next_recent = (self.next_recent + 1) % RECENT;
+        }
     }
 
     fn unlink(&mut self, i: usize) {
@@ -120,6 +158,7 @@ impl LabelLru {
                 value,
                 prev: NIL,
                 next: NIL,
+                generation: 0,
             });
             self.nodes.len() - 1
         } else {
@@ -128,11 +167,12 @@ impl LabelLru {
             let old = std::mem::replace(&mut self.nodes[i].key, key.clone());
             self.index.remove(&old);
             self.nodes[i].value = value;
+            self.nodes[i].generation += 1;
             i
         };
         self.index.insert(key.clone(), i);
         self.push_front(i);
-        self.last = Some((key.clone(), i));
+        self.remember(key, identity(key), i);
     }
 }
 
@@ -161,6 +201,29 @@ mod tests {
         assert_eq!(lru.get(&ls("a")), None);
         assert_eq!(lru.get(&ls("c")), Some(Timestamp(4)));
         assert_eq!(lru.get(&ls("d")), Some(Timestamp(5)));
+    }
+
+    #[test]
+    fn remembered_objects_survive_eviction_correctly() {
+        // The same label-set objects are looked up again and again while slots are reused.
+        let mut lru = LabelLru::new(3);
+        let keys: Vec<LabelSet> = (0..10).map(|i| ls(&i.to_string())).collect();
+        for round in 0..5 {
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(
+                    lru.get(k),
+                    None,
+                    "round {round} key {i} must have been evicted"
+                );
+                lru.put(k, Timestamp(i as i64));
+                assert_eq!(lru.get(k), Some(Timestamp(i as i64)));
+                // An equal but distinct object finds the same entry.
+                assert_eq!(lru.get(&ls(&i.to_string())), Some(Timestamp(i as i64)));
+            }
+        }
+        assert_eq!(lru.get(&LabelSet::new()), None);
+        lru.put(&LabelSet::new(), Timestamp(7));
+        assert_eq!(lru.get(&LabelSet::new()), Some(Timestamp(7)));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 pub mod decode;
 pub mod extracted;
 pub mod gotime;
+pub mod jsonscan;
 pub mod jsonx;
 pub mod lru;
 pub mod memo;

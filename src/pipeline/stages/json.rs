@@ -21,6 +21,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::pipeline::decode::Fields;
 use crate::pipeline::extracted::{Key, Value, format_go_float};
+use crate::pipeline::jsonscan;
 use crate::pipeline::jsonx::{self, Malformed, PathTrie};
 use crate::pipeline::stage::{BuildContext, DropCounter, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
@@ -85,7 +86,7 @@ impl JsonStage {
         self.results.clear();
         self.results.resize(self.exprs.len(), None);
         if let Some(trie) = &self.trie {
-            return jsonx::extract_fast(input, trie, &mut self.results);
+            return jsonscan::extract_fast(input, trie, &mut self.results);
         }
         let doc = jsonx::parse_document(input)?;
         for (slot, expr) in self.results.iter_mut().zip(&self.exprs) {
@@ -101,19 +102,23 @@ impl JsonStage {
 
 impl Stage for JsonStage {
     fn process(&mut self, pe: &mut PipelineEntry, _: &mut Vec<PipelineEntry>) -> Outcome {
+        let source_text;
         let input = match &self.source {
-            None => pe.entry.line.clone(),
+            None => &pe.entry.line,
             // A missing or null source is no input at all, not a malformed one.
-            Some(src) => match pe.extracted.get_value(src) {
-                None | Some(Value::Null) => return Outcome::Keep,
-                Some(Value::Str(t)) => t.into_bytes(),
-                Some(Value::Num(n)) => Bytes::from(format_go_float(n)),
-                Some(Value::Bool(b)) => Bytes::from_static(if b { b"true" } else { b"false" }),
-            },
+            Some(src) => {
+                source_text = match pe.extracted.get_value(src) {
+                    None | Some(Value::Null) => return Outcome::Keep,
+                    Some(Value::Str(t)) => t.into_bytes(),
+                    Some(Value::Num(n)) => Bytes::from(format_go_float(n)),
+                    Some(Value::Bool(b)) => Bytes::from_static(if b { b"true" } else { b"false" }),
+                };
+                &source_text
+            }
         };
-        let mut parsed = self.evaluate(&input);
-        if parsed.is_err() && std::str::from_utf8(&input).is_err() {
-            let lossy = Bytes::from(String::from_utf8_lossy(&input).into_owned());
+        let mut parsed = self.evaluate(input);
+        if parsed.is_err() && std::str::from_utf8(input).is_err() {
+            let lossy = Bytes::from(String::from_utf8_lossy(input).into_owned());
             parsed = self.evaluate(&lossy);
         }
         if parsed.is_err() {

@@ -11,22 +11,20 @@
 //! empty label, as in Promtail.
 //!
 //! Performance: the result is a function of the input label set and the values, and a stream
-//! sees few distinct values (levels, status codes), so the last few results are memoised: a hit
-//! shares the previous entry's `LabelSet` (an `Arc` clone) instead of copying the map.
-
-use std::borrow::Cow;
+//! sees few distinct values (levels, status codes), so results are memoised
+//! ([`ValueMemo`]): a hit shares an earlier entry's `LabelSet` (an `Arc` clone) instead of
+//! copying the map.
 
 use serde_yaml::Value as Yaml;
 
-use crate::entry::LabelSet;
 use crate::pipeline::decode;
+use crate::pipeline::extracted::{Extracted, ValueRef, write_go_float};
+use crate::pipeline::memo::ValueMemo;
 use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::{BuildError, is_legacy_label_name};
 
-/// How many (input, values) → output results are remembered.
-const MEMO_SLOTS: usize = 8;
-/// Stages with more pairs than this skip the memo.
-const MEMO_MAX_PAIRS: usize = 8;
+/// Stages with more pairs than this collect their values on the heap.
+const INLINE_PAIRS: usize = 8;
 
 /// Decodes the `labels`/`structured_metadata` body: label name → extracted key (empty = same).
 pub fn decode_label_map(body: &Yaml) -> Result<Vec<(String, String)>, String> {
@@ -45,84 +43,83 @@ pub fn decode_label_map(body: &Yaml) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-struct Memo {
-    input: LabelSet,
-    values: Vec<Option<String>>,
-    output: LabelSet,
-}
-
 /// The `labels` stage.
 pub struct LabelsStage {
     /// (label name, extracted key), in YAML order.
     pairs: Vec<(String, String)>,
-    memo: Vec<Memo>,
-    next_slot: usize,
+    memo: ValueMemo,
+    /// Per pair, the text of a number value (reused from line to line).
+    numbers: Vec<String>,
 }
 
 impl LabelsStage {
     /// Builds the stage from its YAML body.
     pub fn build(body: &Yaml, _cx: &BuildContext) -> Result<Self, BuildError> {
+        let pairs = decode_label_map(body)?;
         Ok(LabelsStage {
-            pairs: decode_label_map(body)?,
-            memo: Vec::new(),
-            next_slot: 0,
+            numbers: vec![String::new(); pairs.len()],
+            pairs,
+            memo: ValueMemo::default(),
         })
     }
+}
 
-    fn apply(labels: &mut LabelSet, pairs: &[(String, String)], values: &[Option<Cow<'_, str>>]) {
-        for ((name, _), value) in pairs.iter().zip(values) {
-            if let Some(v) = value {
-                if labels.get(name) != Some(v.as_ref()) {
-                    labels.insert(name.as_str(), v.as_ref());
-                }
-            }
-        }
-    }
+/// The label values of one entry, by pair (`None`: missing or null, leave the label alone).
+fn collect<'a>(
+    pairs: &[(String, String)],
+    numbers: &'a [String],
+    ex: &'a Extracted,
+) -> impl Iterator<Item = Option<&'a str>> {
+    pairs
+        .iter()
+        .zip(numbers)
+        .map(|((_, source), number)| match ex.get(source) {
+            Some(ValueRef::Str(s)) => Some(s),
+            Some(ValueRef::Num(_)) => Some(number.as_str()),
+            Some(ValueRef::Bool(true)) => Some("true"),
+            Some(ValueRef::Bool(false)) => Some("false"),
+            Some(ValueRef::Null) | None => None,
+        })
 }
 
 impl Stage for LabelsStage {
     fn process(&mut self, pe: &mut PipelineEntry, _: &mut Vec<PipelineEntry>) -> Outcome {
+        let LabelsStage {
+            pairs,
+            memo,
+            numbers,
+        } = self;
         let ex = &pe.extracted;
-        let value = |src: &str| ex.get(src).and_then(|v| v.to_text());
-        if self.pairs.len() > MEMO_MAX_PAIRS {
-            let values: Vec<_> = self.pairs.iter().map(|(_, s)| value(s)).collect();
-            Self::apply(&mut pe.entry.labels, &self.pairs, &values);
-            return Outcome::Keep;
+        // Numbers are formatted into reused buffers first, so values can borrow them.
+        for ((_, source), number) in pairs.iter().zip(numbers.iter_mut()) {
+            if let Some(ValueRef::Num(n)) = ex.get(source) {
+                number.clear();
+                write_go_float(n, number);
+            }
         }
-        let values: [Option<Cow<'_, str>>; MEMO_MAX_PAIRS] =
-            std::array::from_fn(|i| self.pairs.get(i).and_then(|(_, s)| value(s)));
-        let values = &values[..self.pairs.len()];
+        let mut inline = [None; INLINE_PAIRS];
+        let heap: Vec<Option<&str>>;
+        let values: &[Option<&str>] = if pairs.len() <= INLINE_PAIRS {
+            for (slot, v) in inline.iter_mut().zip(collect(pairs, numbers, ex)) {
+                *slot = v;
+            }
+            &inline[..pairs.len()]
+        } else {
+            heap = collect(pairs, numbers, ex).collect();
+            &heap
+        };
         if values.iter().all(Option::is_none) {
             return Outcome::Keep;
         }
-        let labels = &mut pe.entry.labels;
-        let hit = self.memo.iter().find(|m| {
-            m.input == *labels
-                && m.values
-                    .iter()
-                    .zip(values)
-                    .all(|(a, b)| a.as_deref() == b.as_deref())
+        memo.apply(&mut pe.entry.labels, values, |labels| {
+            for ((name, _), value) in pairs.iter().zip(values) {
+                if let Some(v) = *value {
+                    if labels.get(name) != Some(v) {
+                        labels.insert(name.as_str(), v);
+                    }
+                }
+            }
         });
-        if let Some(m) = hit {
-            *labels = m.output.clone();
-            return Outcome::Keep;
-        }
-        let input = labels.clone();
-        Self::apply(labels, &self.pairs, values);
-        let memo = Memo {
-            input,
-            values: values
-                .iter()
-                .map(|v| v.as_ref().map(|s| s.to_string()))
-                .collect(),
-            output: labels.clone(),
-        };
-        if self.memo.len() < MEMO_SLOTS {
-            self.memo.push(memo);
-        } else {
-            self.memo[self.next_slot] = memo;
-            self.next_slot = (self.next_slot + 1) % MEMO_SLOTS;
-        }
         Outcome::Keep
     }
 }
