@@ -73,6 +73,7 @@ static STRING_STOPS: [bool; 256] = string_stops();
 /// Eight bytes at a time: for each test, `(w - ONES * n) & !w & HIGH` flags bytes below `n`
 /// (zero bytes after an xor); only flags above a true match can be spurious, so the lowest
 /// flag is exact.
+#[inline(always)]
 fn skip_plain(buf: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -120,10 +121,13 @@ impl<'a> Scanner<'a> {
         self.buf.get(self.pos).copied()
     }
 
+    #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
+        let mut i = self.pos;
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.buf.get(i) {
+            i += 1;
         }
+        self.pos = i;
     }
 
     fn expect(&mut self, c: u8) -> Res<()> {
@@ -146,9 +150,23 @@ impl<'a> Scanner<'a> {
 
     /// Scans a string whose opening quote is at `pos`; returns the content range and whether
     /// it has escapes. Escapes are checked for syntax; `pos` ends after the closing quote.
+    #[inline]
     fn string(&mut self) -> Res<(usize, usize, bool)> {
         self.expect(b'"')?;
         let start = self.pos;
+        // Most strings have no escapes: one scan to the closing quote.
+        let end = skip_plain(self.buf, start);
+        if self.buf.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok((start, end, false));
+        }
+        self.pos = end;
+        self.string_with_escapes(start)
+    }
+
+    /// The rest of [`Scanner::string`] from the first stop that is not the closing quote.
+    #[cold]
+    fn string_with_escapes(&mut self, start: usize) -> Res<(usize, usize, bool)> {
         let mut escaped = false;
         loop {
             self.pos = skip_plain(self.buf, self.pos);
