@@ -1,0 +1,161 @@
+//! Runs the real `ferrotail` binary for integration tests: config files in a temp dir, start,
+//! graceful stop (SIGTERM), `kill -9`, and bounded waits.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running ferrotail process.
+pub struct Ferrotail {
+    child: Option<Child>,
+    pub stderr_path: PathBuf,
+}
+
+impl Ferrotail {
+    /// Starts `ferrotail -config.file=<config> <extra...>`, stderr to a file in `dir`.
+    pub fn start(dir: &Path, config: &Path, extra: &[&str]) -> Ferrotail {
+        let stderr_path = dir.join(format!(
+            "ferrotail-{}.stderr",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrotail"))
+            .arg(format!("-config.file={}", config.display()))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting ferrotail");
+        Ferrotail {
+            child: Some(child),
+            stderr_path,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(self.pid().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {sig} failed");
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("-TERM");
+        let status = wait_exit(self.child.as_mut().unwrap(), Duration::from_secs(60));
+        self.child = None;
+        status
+    }
+
+    /// SIGKILL: no flush, no final positions write.
+    pub fn kill9(mut self) {
+        self.signal("-KILL");
+        wait_exit(self.child.as_mut().unwrap(), Duration::from_secs(30));
+        self.child = None;
+    }
+}
+
+impl Drop for Ferrotail {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "ferrotail did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs ferrotail to completion with the given arguments (for exit-code tests).
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrotail"))
+        .args(args)
+        .output()
+        .expect("running ferrotail")
+}
+
+/// Polls `cond` every 20 ms until it returns true, panicking with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Appends lines (each terminated by `\n`) to a file, creating it if needed.
+pub fn append(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut buf = Vec::new();
+    for l in lines {
+        buf.extend_from_slice(l.as_bytes());
+        buf.push(b'\n');
+    }
+    f.write_all(&buf).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// A minimal config: one client, one static job tailing `glob`, positions in `dir`.
+pub fn config(dir: &Path, loki_url: &str, glob: &str, stages: &str, extra: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    let text = format!(
+        r#"server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: 0
+  grpc_listen_port: 0
+positions:
+  filename: {pos}
+  sync_period: 100ms
+clients:
+  - url: {loki_url}
+    batchwait: 50ms
+    backoff_config:
+      min_period: 20ms
+      max_period: 200ms
+target_config:
+  sync_period: 200ms
+scrape_configs:
+  - job_name: test
+    static_configs:
+      - targets: [localhost]
+        labels:
+          job: test
+          __path__: {glob}
+    pipeline_stages:
+{stages}
+{extra}
+"#,
+        pos = dir.join("positions.yaml").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
