@@ -31,6 +31,7 @@ mod status;
 mod tailer;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::time::Duration;

@@ -464,7 +464,9 @@ impl Reader<'_> {
             _ = slot.woken() => Ok(()),
         };
         if let Some(size) = slot.unpark() {
-            of.size = size;
+            // A hint of how much to read; a smaller size (truncation) is found by the next
+            // round's own fstat, and keeping the larger one keeps the lost-bytes count right.
+            of.size = of.size.max(size);
         }
         res
     }
@@ -529,6 +531,7 @@ fn gauge_value(v: u64) -> i64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::tail::LongLineAction;
