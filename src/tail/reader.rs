@@ -1,5 +1,6 @@
 //! One file's reader: a state machine run as a tokio task, with every file system call in a
-//! blocking round (`spawn_blocking`), never on the runtime's threads.
+//! blocking round (`spawn_blocking`), never on the runtime's threads. Rounds of all readers
+//! share a small number of blocking slots, so 10,000 busy files do not mean 10,000 threads.
 //!
 //! ```text
 //!  open (start offset from positions) ─► [permits ─► read round ─► chunk ─► send]*
@@ -70,6 +71,8 @@ pub(crate) struct ReaderCtx {
     pub(crate) budget: Arc<Semaphore>,
     /// Most permits one chunk may take (the whole budget), so a chunk never waits for ever.
     pub(crate) budget_cap: usize,
+    /// Blocking rounds in progress at once, over all readers (bounds the threads used).
+    pub(crate) io_slots: Arc<Semaphore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) output: mpsc::Sender<Vec<Entry>>,
     pub(crate) shared: Arc<ReaderShared>,
@@ -221,6 +224,10 @@ impl OpenFile {
                 return Ok(Round::NeedPermits);
             }
             let bytes = self.buffer.read_from(&mut self.file, want)?;
+            if bytes == 0 {
+                // The size said there was more; wait for the next change instead of spinning.
+                return Ok(Round::Eof);
+            }
             self.pos += bytes as u64;
             let split = self.buffer.split_lines(&mut self.lines);
             return Ok(Round::Read { bytes, split });
@@ -324,14 +331,17 @@ impl Reader<'_> {
             Arc::clone(&self.ctx.positions),
             Arc::clone(&self.ctx.settings),
         );
-        let opened = tokio::task::spawn_blocking(move || {
-            OpenFile::open(&path, &key, &positions, &settings, from_start).map(Box::new)
-        })
-        .await;
+        let opened = self
+            .blocking(move || {
+                OpenFile::open(&path, &key, &positions, &settings, from_start).map(Box::new)
+            })
+            .await;
         match opened {
             Ok(Ok(of)) => {
                 self.ctx.shared.set_tracker(Some(Arc::clone(&of.tracker)));
                 self.ctx.shared.set_size(of.size);
+                self.fm.read_bytes.set(gauge_value(of.pos));
+                self.fm.file_bytes.set(gauge_value(of.size));
                 tracing::info!(path = %self.ctx.key, job = %self.ctx.job, offset = of.pos, "Tailing file.");
                 Some(of)
             }
@@ -363,11 +373,12 @@ impl Reader<'_> {
             };
             let granted = permit.as_ref().map_or(0, |p| p.num_permits());
             let path = self.ctx.path.clone();
-            let done = tokio::task::spawn_blocking(move || {
-                let round = of.round(granted, read_buffer, &path);
-                (of, round)
-            })
-            .await;
+            let done = self
+                .blocking(move || {
+                    let round = of.round(granted, read_buffer, &path);
+                    (of, round)
+                })
+                .await;
             let round;
             (of, round) = match done {
                 Ok(r) => r,
@@ -439,6 +450,18 @@ impl Reader<'_> {
                 }
             }
         }
+    }
+
+    /// Runs `f` on the blocking pool once a blocking slot is free.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        // The slots are never closed; if they were, running without one is still correct.
+        let slot = Arc::clone(&self.ctx.io_slots).acquire_owned().await.ok();
+        let res = tokio::task::spawn_blocking(f).await;
+        drop(slot);
+        res
     }
 
     /// Waits for budget permits (backpressure) or shutdown.

@@ -133,6 +133,7 @@ impl Tailer {
                 positions: self.positions,
                 budget: self.budget,
                 budget_cap: self.budget_cap,
+                io_slots: Arc::new(Semaphore::new(io_slots())),
                 metrics: self.metrics,
                 status: self.status,
             },
@@ -190,6 +191,7 @@ struct Shared {
     positions: Arc<Positions>,
     budget: Arc<Semaphore>,
     budget_cap: usize,
+    io_slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     status: TailStatus,
 }
@@ -243,10 +245,30 @@ impl Discovery {
                 self.start(key.clone());
             }
         }
-        for (key, running) in &self.readers {
-            if !matched.contains(key) && !running.stop.is_cancelled() {
-                tracing::info!(job = %self.targets[key.0].job, path = %key.1.display(), "Path no longer matches; stopping its reader after what it holds is read.");
-                running.stop.cancel();
+        let unmatched: Vec<ReaderKey> = self
+            .readers
+            .iter()
+            .filter(|(key, r)| !matched.contains(*key) && !r.stop.is_cancelled())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !unmatched.is_empty() {
+            // Walking ignores I/O errors (as doublestar does), so a transient error (EMFILE, a
+            // directory briefly unreadable) would make files look unmatched, and stopping them
+            // deletes their positions: everything would be read again. Static globs only stop
+            // matching a path when it stops being a regular file, so check that first.
+            let gone = tokio::task::spawn_blocking(move || {
+                unmatched
+                    .into_iter()
+                    .filter(|(_, p)| !std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for key in gone {
+                if let Some(running) = self.readers.get(&key) {
+                    tracing::info!(job = %self.targets[key.0].job, path = %key.1.display(), "Path no longer matches; its reader stops after reading what the file holds.");
+                    running.stop.cancel();
+                }
             }
         }
         self.update_watches();
@@ -309,6 +331,7 @@ impl Discovery {
             positions: Arc::clone(&s.positions),
             budget: Arc::clone(&s.budget),
             budget_cap: s.budget_cap,
+            io_slots: Arc::clone(&s.io_slots),
             metrics: Arc::clone(&s.metrics),
             output: t.output.clone(),
             shared: Arc::clone(&shared),
@@ -410,6 +433,13 @@ impl Discovery {
             }
         }
     }
+}
+
+/// Blocking read rounds in progress at once: a few per core, enough that one slow file system
+/// does not stall the others, few enough that thousands of busy files share a few threads.
+fn io_slots() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(16, 64)
 }
 
 /// One watcher for all directories. Its callback runs on notify's thread: it queues created

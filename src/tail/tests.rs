@@ -544,3 +544,37 @@ async fn shutdown_keeps_trackers_attached() {
     drop(e); // acknowledged during the flush, after readers stopped
     assert_eq!(h.positions.get(&key(&path)).map(|p| p.offset), Some(4));
 }
+
+#[tokio::test]
+async fn file_deleted_while_reader_waits_is_still_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.log");
+    let mut data = Vec::new();
+    for i in 0..6 {
+        writeln!(data, "line-{i:03}").unwrap();
+    }
+    fs::write(&path, &data).unwrap();
+    let mut h = Harness::start_with(
+        vec![target("j", &dir.path().join("*.log"))],
+        fast_settings(),
+        Positions::in_memory(),
+        10,
+    );
+    let first = h.next("j").await;
+    wait_for("the budget is used up", || {
+        h.budget.available_permits() == 0
+    })
+    .await;
+    fs::remove_file(&path).unwrap();
+    // Whether a sync stops the waiting reader first or the reader finds the path gone at end
+    // of file, what the open descriptor holds must be delivered.
+    drop(first);
+    let rest = h.lines("j", 5).await;
+    let want: Vec<String> = (1..6).map(|i| format!("line-{i:03}")).collect();
+    assert_eq!(rest, want, "the open descriptor is read to its end");
+    wait_for("the file is released and its position removed", || {
+        h.metrics.files_active.get() == 0 && h.positions.get(&key(&path)).is_none()
+    })
+    .await;
+    h.stop().await;
+}
