@@ -22,6 +22,7 @@
 //! - idle files cost one `stat()` per poll interval in a shared poller, not a thread or a timer
 //!   each.
 
+mod file;
 mod glob;
 mod identity;
 mod line_buffer;
