@@ -372,6 +372,7 @@ impl Discovery {
                 (key, Exit::Failed)
             }
         };
+        tracing::debug!(path = %key.1.display(), ?exit, "File reader ended.");
         if let Some(r) = self.readers.remove(&key) {
             self.shared.status.unregister(&r.shared);
             self.poller.unregister(&r.slot);
