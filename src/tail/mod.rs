@@ -20,7 +20,12 @@
 //! - on shutdown readers stop reading but do not detach their trackers, so acknowledgements that
 //!   arrive during the flush still move positions;
 //! - idle files cost one `stat()` per poll interval in a shared poller, not a thread or a timer
-//!   each.
+//!   each; blocking reads of all files share a few blocking slots.
+//!
+//! Files: `glob.rs` (doublestar globs), `line_buffer.rs` (split and cap), `file.rs` (one open
+//! file's blocking rounds), `reader.rs` (the per-file async state machine), `poller.rs` (idle
+//! files), `tailer.rs` (discovery, watcher, reader life cycle), `status.rs` (`/ready`,
+//! `/targets`).
 
 mod file;
 mod glob;
@@ -87,11 +92,12 @@ pub struct TailSettings {
     /// Longest poll interval of an idle file (doubles from `min_poll` while nothing changes).
     /// Default: `250ms`.
     pub max_poll: Duration,
-    /// Longest line kept at read time, in bytes (without its `\n`). Default: 256 KiB.
+    /// Longest line kept at read time, in bytes (without its `\n`); 0 is taken as 1 (the cap
+    /// cannot be switched off: it is what bounds a reader's memory). Default: 256 KiB.
     pub max_line_bytes: usize,
     /// What to do with longer lines. Default: truncate.
     pub long_line_action: LongLineAction,
-    /// Most bytes read from a file at once (one chunk). Default: 64 KiB.
+    /// Most bytes read from a file at once (one chunk; 0 is taken as 1). Default: 64 KiB.
     pub read_buffer_bytes: usize,
 }
 
