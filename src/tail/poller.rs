@@ -1,0 +1,237 @@
+//! Change detection for idle files: one `stat()` per parked file per poll interval, done for all
+//! files in one blocking round, so 10,000 idle files cost 10,000 stats per interval and no
+//! thread, timer or task wake-up each.
+//!
+//! A reader at end of file *parks* its slot with what it knows (the file's identity and how far
+//! it has read) and awaits the slot's [`Notify`]. The poller wakes it when `stat(path)` shows
+//! the path gone, a different file at the path (rotation), or a size other than the read
+//! position (growth or truncation). A filesystem event for the path can wake it earlier
+//! ([`Poller::nudge`]); a wake-up that finds nothing new only costs one empty read round.
+//!
+//! The interval starts at `min_poll` when a reader parks and doubles up to `max_poll` while
+//! nothing changes (Promtail's `file_watch_config`; both default to 250 ms).
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::identity::identity_of;
+use super::status::TailStatus;
+use crate::positions::FileIdentity;
+
+/// One reader's parking place.
+#[derive(Debug)]
+pub(crate) struct PollSlot {
+    path: PathBuf,
+    state: Mutex<SlotState>,
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    parked: bool,
+    identity: Option<FileIdentity>,
+    pos: u64,
+    /// Size seen by the poll that woke the reader.
+    observed_size: Option<u64>,
+    interval: Duration,
+    next_due: Instant,
+}
+
+/// What one stat of a parked file found.
+#[derive(Debug)]
+enum Check {
+    Unchanged,
+    Changed(Option<u64>),
+}
+
+impl PollSlot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks the reader: from now on the poller compares the path with `identity` and `pos`.
+    pub(crate) fn park(&self, identity: FileIdentity, pos: u64, min_poll: Duration) {
+        let mut st = self.lock();
+        st.parked = true;
+        st.identity = Some(identity);
+        st.pos = pos;
+        st.observed_size = None;
+        st.interval = min_poll;
+        st.next_due = Instant::now() + min_poll;
+    }
+
+    /// Waits until the poller or a filesystem event wakes the reader.
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Ends parking; returns the file size the waking poll saw, if it was a poll.
+    pub(crate) fn unpark(&self) -> Option<u64> {
+        let mut st = self.lock();
+        st.parked = false;
+        st.observed_size.take()
+    }
+
+    fn nudge(&self) {
+        if self.lock().parked {
+            self.wake.notify_one();
+        }
+    }
+
+    fn due(&self, now: Instant) -> Option<(FileIdentity, u64)> {
+        let st = self.lock();
+        match st.identity {
+            Some(id) if st.parked && st.next_due <= now => Some((id, st.pos)),
+            _ => None,
+        }
+    }
+
+    fn polled(&self, check: Check, now: Instant, max_poll: Duration) {
+        let mut st = self.lock();
+        if !st.parked {
+            return; // woken meanwhile by an event; this result is stale
+        }
+        match check {
+            Check::Changed(size) => {
+                st.parked = false;
+                st.observed_size = size;
+                drop(st);
+                self.wake.notify_one();
+            }
+            Check::Unchanged => {
+                st.interval = (st.interval * 2)
+                    .min(max_poll)
+                    .max(Duration::from_millis(1));
+                st.next_due = now + st.interval;
+            }
+        }
+    }
+}
+
+/// The shared poller of all readers of one tailer.
+#[derive(Debug)]
+pub(crate) struct Poller {
+    slots: Mutex<HashMap<PathBuf, Vec<Arc<PollSlot>>>>,
+    min_poll: Duration,
+    max_poll: Duration,
+}
+
+impl Poller {
+    pub(crate) fn new(min_poll: Duration, max_poll: Duration) -> Self {
+        let min_poll = min_poll.max(Duration::from_millis(1));
+        Poller {
+            slots: Mutex::new(HashMap::new()),
+            min_poll,
+            max_poll: max_poll.max(min_poll),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Vec<Arc<PollSlot>>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new slot for a reader of `path`.
+    pub(crate) fn register(&self, path: &Path) -> Arc<PollSlot> {
+        let slot = Arc::new(PollSlot {
+            path: path.to_path_buf(),
+            state: Mutex::new(SlotState {
+                parked: false,
+                identity: None,
+                pos: 0,
+                observed_size: None,
+                interval: self.min_poll,
+                next_due: Instant::now(),
+            }),
+            wake: Notify::new(),
+        });
+        self.lock()
+            .entry(path.to_path_buf())
+            .or_default()
+            .push(Arc::clone(&slot));
+        slot
+    }
+
+    /// Removes a reader's slot.
+    pub(crate) fn unregister(&self, slot: &Arc<PollSlot>) {
+        let mut slots = self.lock();
+        if let Some(v) = slots.get_mut(&slot.path) {
+            v.retain(|s| !Arc::ptr_eq(s, slot));
+            if v.is_empty() {
+                slots.remove(&slot.path);
+            }
+        }
+    }
+
+    /// A filesystem event concerns `path`: wake its parked readers now.
+    pub(crate) fn nudge(&self, path: &Path) {
+        if let Some(v) = self.lock().get(path) {
+            for s in v {
+                s.nudge();
+            }
+        }
+    }
+
+    /// Polls parked files until `shutdown`; also refreshes the uncommitted-bytes gauges, since
+    /// acknowledgements arrive without telling the readers.
+    pub(crate) async fn run(self: Arc<Self>, status: TailStatus, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.min_poll);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = Instant::now();
+            let due: Vec<(Arc<PollSlot>, FileIdentity, u64)> = self
+                .lock()
+                .values()
+                .flatten()
+                .filter_map(|s| s.due(now).map(|(id, pos)| (Arc::clone(s), id, pos)))
+                .collect();
+            if !due.is_empty() {
+                let checked = tokio::task::spawn_blocking(move || {
+                    due.into_iter()
+                        .map(|(slot, id, pos)| {
+                            let check = check(&slot.path, id, pos);
+                            (slot, check)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                match checked {
+                    Ok(checked) => {
+                        let now = Instant::now();
+                        for (slot, check) in checked {
+                            slot.polled(check, now, self.max_poll);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "File poll round failed."),
+                }
+            }
+            status.refresh_uncommitted();
+        }
+    }
+}
+
+/// Whether the file at `path` is no longer what a reader parked on (`id`, read up to `pos`).
+fn check(path: &Path, id: FileIdentity, pos: u64) -> Check {
+    match std::fs::metadata(path) {
+        Ok(meta) if identity_of(&meta) != id => Check::Changed(None),
+        Ok(meta) if meta.len() != pos => Check::Changed(Some(meta.len())),
+        Ok(_) => Check::Unchanged,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Check::Changed(None),
+        Err(e) => {
+            // Not fatal (Promtail exits here): the reader keeps its open file and the next
+            // poll tries again.
+            tracing::debug!(path = %path.display(), error = %e, "Polling a file failed.");
+            Check::Unchanged
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! One file's reader: a state machine run as a tokio task, with every file system call in a
+//! blocking round (`spawn_blocking`), never on the runtime's threads. Rounds of all readers
+//! share a small number of blocking slots, so 10,000 busy files do not mean 10,000 threads.
+//!
+//! ```text
+//!  open (start offset from positions) ─► [permits ─► read round ─► chunk ─► send]*
+//!        ▲                                          │ end of file
+//!        │ path names a new file                    ▼
+//!        └──────── rotated ◄── drain old fd ◄── park until the poller sees a change
+//!                  truncated ─► restart at 0 on the same fd (new tracker)
+//!                  path gone ─► drain old fd, close, exit (Deleted)
+//! ```
+//!
+//! Invariants:
+//! - a chunk is registered with the tracker at the offset just after its last complete line,
+//!   only once a channel slot is reserved for its entries, so a shutdown while waiting never
+//!   leaves a registered chunk whose entries were not handed on;
+//! - budget permits for a read are taken *before* reading (bounded by what the file holds), so a
+//!   reader blocked by backpressure holds no read data;
+//! - rotation: the path's new identity is seen first, then the old descriptor is read to its
+//!   end, so everything written to the old file before the rotation was noticed is read once;
+//! - on shutdown the tracker stays attached to positions (acks during the flush still commit).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::TailSettings;
+use super::file::{OpenFile, Round, Split};
+use super::poller::PollSlot;
+use super::status::ReaderShared;
+use crate::entry::{Entry, LabelSet, Timestamp};
+use crate::metrics::Metrics;
+use crate::positions::Positions;
+
+/// Why a reader ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// The tailer is shutting down.
+    Shutdown,
+    /// Asked to stop (the path no longer matches); what the file held was read first.
+    Stopped,
+    /// The path vanished; the open file was read to its end and closed.
+    Deleted,
+    /// The file could not be opened (logged); retried at the next sync.
+    OpenFailed,
+    /// Reading failed (logged); retried at the next sync.
+    Failed,
+    /// The job's channel is closed.
+    OutputClosed,
+}
+
+/// Everything a reader needs besides its file.
+pub(crate) struct ReaderCtx {
+    pub(crate) job: String,
+    pub(crate) path: PathBuf,
+    /// The path as a string: positions key and `filename` label.
+    pub(crate) key: String,
+    /// Target labels plus `filename`.
+    pub(crate) labels: LabelSet,
+    pub(crate) settings: Arc<TailSettings>,
+    pub(crate) positions: Arc<Positions>,
+    pub(crate) budget: Arc<Semaphore>,
+    /// Most permits one chunk may take (the whole budget), so a chunk never waits for ever.
+    pub(crate) budget_cap: usize,
+    /// Blocking rounds in progress at once, over all readers (bounds the threads used).
+    pub(crate) io_slots: Arc<Semaphore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) output: mpsc::Sender<Vec<Entry>>,
+    pub(crate) shared: Arc<ReaderShared>,
+    pub(crate) slot: Arc<PollSlot>,
+}
+
+/// Metric handles of one reader, looked up once.
+struct FileMetrics {
+    read_lines: IntCounter,
+    read_bytes: IntGauge,
+    file_bytes: IntGauge,
+    long_lines: IntCounter,
+    lost_bytes: IntCounter,
+}
+
+/// Runs one reader until it ends; cleans up its `files_active` share on every path.
+pub(crate) async fn run(
+    ctx: ReaderCtx,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) -> Exit {
+    let fm = FileMetrics {
+        read_lines: ctx.metrics.read_lines.with_label_values(&[&ctx.key]),
+        read_bytes: ctx.metrics.read_bytes.with_label_values(&[&ctx.key]),
+        file_bytes: ctx.metrics.file_bytes.with_label_values(&[&ctx.key]),
+        long_lines: ctx
+            .metrics
+            .long_lines
+            .with_label_values(&[&ctx.job, ctx.settings.long_line_action.label()]),
+        lost_bytes: ctx
+            .metrics
+            .rotation_lost_bytes
+            .with_label_values(&[&ctx.job]),
+    };
+    let mut reader = Reader {
+        ctx: &ctx,
+        fm: &fm,
+        stop: &stop,
+        shutdown: &shutdown,
+    };
+    let Some(of) = reader.open(false).await else {
+        return Exit::OpenFailed;
+    };
+    ctx.metrics.files_active.inc();
+    let exit = reader.read_loop(of).await;
+    ctx.metrics.files_active.dec();
+    ctx.shared.set_tracker(None);
+    exit
+}
+
+struct Reader<'a> {
+    ctx: &'a ReaderCtx,
+    fm: &'a FileMetrics,
+    stop: &'a CancellationToken,
+    shutdown: &'a CancellationToken,
+}
+
+impl Reader<'_> {
+    /// Opens the path in a blocking task; logs and returns `None` on failure.
+    async fn open(&mut self, from_start: bool) -> Option<Box<OpenFile>> {
+        let (path, key) = (self.ctx.path.clone(), self.ctx.key.clone());
+        let (positions, settings) = (
+            Arc::clone(&self.ctx.positions),
+            Arc::clone(&self.ctx.settings),
+        );
+        let opened = self
+            .blocking(move || {
+                OpenFile::open(&path, &key, &positions, &settings, from_start).map(Box::new)
+            })
+            .await;
+        match opened {
+            Ok(Ok(of)) => {
+                self.ctx.shared.set_tracker(Some(Arc::clone(&of.tracker)));
+                self.ctx.shared.set_size(of.size);
+                self.fm.read_bytes.set(gauge_value(of.pos));
+                self.fm.file_bytes.set(gauge_value(of.size));
+                tracing::info!(path = %self.ctx.key, job = %self.ctx.job, offset = of.pos, "Tailing file.");
+                Some(of)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(path = %self.ctx.key, job = %self.ctx.job, error = %e, "Failed to open file for tailing; retrying at the next sync.");
+                None
+            }
+            Err(e) => {
+                tracing::error!(path = %self.ctx.key, error = %e, "Opening file failed.");
+                None
+            }
+        }
+    }
+
+    async fn read_loop(&mut self, mut of: Box<OpenFile>) -> Exit {
+        let read_buffer = self.ctx.settings.read_buffer_bytes.max(1);
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Exit::Shutdown;
+            }
+            let want = of.want(read_buffer).min(self.ctx.budget_cap);
+            let permit = if want > 0 {
+                match self.acquire(want).await {
+                    Ok(p) => Some(p),
+                    Err(exit) => return exit,
+                }
+            } else {
+                None
+            };
+            let granted = permit.as_ref().map_or(0, |p| p.num_permits());
+            let path = self.ctx.path.clone();
+            let done = self
+                .blocking(move || {
+                    let round = of.round(granted, read_buffer, &path);
+                    (of, round)
+                })
+                .await;
+            let round;
+            (of, round) = match done {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(path = %self.ctx.key, error = %e, "Reading file failed.");
+                    return Exit::Failed;
+                }
+            };
+            match round {
+                Ok(Round::Read { bytes, split }) => {
+                    let permit = trim(permit, bytes);
+                    if let Err(exit) = self.emit(&mut of, split, permit).await {
+                        return exit;
+                    }
+                }
+                Ok(Round::NeedPermits) => {}
+                Ok(Round::Eof) => {
+                    self.ctx.shared.set_size(of.size);
+                    self.fm.file_bytes.set(gauge_value(of.size));
+                    if self.stop.is_cancelled() {
+                        return Exit::Stopped;
+                    }
+                    if let Err(exit) = self.park(&mut of).await {
+                        return exit;
+                    }
+                }
+                Ok(Round::Truncated { lost }) => {
+                    self.fm.lost_bytes.inc_by(lost);
+                    tracing::info!(path = %self.ctx.key, offset = of.pos, size = of.size, lost_bytes = lost, "File was truncated; reading it again from the start.");
+                    match of.restart() {
+                        Ok(tracker) => {
+                            self.ctx.positions.track(
+                                &self.ctx.key,
+                                of.identity,
+                                Arc::clone(&tracker),
+                            );
+                            self.ctx.shared.set_tracker(Some(tracker));
+                        }
+                        Err(e) => {
+                            tracing::warn!(path = %self.ctx.key, error = %e, "Seeking to the start of a truncated file failed.");
+                            return Exit::Failed;
+                        }
+                    }
+                }
+                Ok(Round::Rotated { replaced }) => {
+                    let lost = of.buffer.pending_bytes();
+                    if lost > 0 {
+                        // An unterminated last line of the old file can never be completed.
+                        self.fm.lost_bytes.inc_by(lost);
+                    }
+                    if self.stop.is_cancelled() {
+                        return Exit::Stopped;
+                    }
+                    if !replaced {
+                        tracing::info!(path = %self.ctx.key, "File was removed; it was read to its end and is closed.");
+                        return Exit::Deleted;
+                    }
+                    tracing::info!(path = %self.ctx.key, "File was rotated; reading the new file from the start.");
+                    // The old descriptor is closed here, after its last read.
+                    drop(of);
+                    match self.open(true).await {
+                        Some(new) => of = new,
+                        None => return Exit::OpenFailed,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(path = %self.ctx.key, job = %self.ctx.job, error = %e, "Reading file failed; retrying at the next sync.");
+                    return Exit::Failed;
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the blocking pool once a blocking slot is free.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        // The slots are never closed; if they were, running without one is still correct.
+        let slot = Arc::clone(&self.ctx.io_slots).acquire_owned().await.ok();
+        let res = tokio::task::spawn_blocking(f).await;
+        drop(slot);
+        res
+    }
+
+    /// Waits for budget permits (backpressure) or shutdown.
+    async fn acquire(&self, n: usize) -> Result<OwnedSemaphorePermit, Exit> {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(Exit::Shutdown),
+            p = Arc::clone(&self.ctx.budget).acquire_many_owned(n) => p.map_err(|_| {
+                tracing::error!(path = %self.ctx.key, "The in-flight byte budget was closed; the reader stops.");
+                Exit::Failed
+            }),
+        }
+    }
+
+    /// Parks at end of file until the file changes, or the reader is stopped.
+    async fn park(&self, of: &mut OpenFile) -> Result<(), Exit> {
+        let slot = &self.ctx.slot;
+        slot.park(of.identity, of.pos, self.ctx.settings.min_poll);
+        let res = tokio::select! {
+            _ = self.shutdown.cancelled() => Err(Exit::Shutdown),
+            _ = self.stop.cancelled() => Ok(()),
+            _ = slot.woken() => Ok(()),
+        };
+        if let Some(size) = slot.unpark() {
+            // A hint of how much to read; a smaller size (truncation) is found by the next
+            // round's own fstat, and keeping the larger one keeps the lost-bytes count right.
+            of.size = of.size.max(size);
+        }
+        res
+    }
+
+    /// Hands the lines of the last round on as one chunk.
+    async fn emit(
+        &self,
+        of: &mut OpenFile,
+        split: Split,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), Exit> {
+        let end = of.line_end();
+        if split.long_lines > 0 {
+            self.fm.long_lines.inc_by(split.long_lines);
+        }
+        if split.consumed == 0 {
+            return Ok(()); // only part of a line so far; its permits go back
+        }
+        if of.lines.is_empty() {
+            // Only dropped long lines: nothing to deliver, so the chunk completes at once and
+            // the position moves past them when the chunks before it complete.
+            drop(of.tracker.chunk(end, None));
+        } else {
+            let slot = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return Err(Exit::Shutdown),
+                s = self.ctx.output.reserve() => s,
+            };
+            let Ok(slot) = slot else {
+                tracing::warn!(job = %self.ctx.job, path = %self.ctx.key, "The job's entry channel is closed; the reader stops.");
+                return Err(Exit::OutputClosed);
+            };
+            let ack = of.tracker.chunk(end, permit);
+            let ts = Timestamp::now();
+            let entries: Vec<Entry> = of
+                .lines
+                .drain(..)
+                .map(|line| Entry::new(self.ctx.labels.clone(), ts, line, ack.clone()))
+                .collect();
+            slot.send(entries);
+        }
+        self.fm.read_lines.inc_by(split.lines);
+        self.fm.read_bytes.set(gauge_value(end));
+        self.fm.file_bytes.set(gauge_value(of.size));
+        self.ctx.shared.set_size(of.size);
+        self.ctx.shared.refresh_uncommitted();
+        Ok(())
+    }
+}
+
+/// Keeps `keep` of the permits (the bytes actually read) and returns the rest to the budget.
+fn trim(permit: Option<OwnedSemaphorePermit>, keep: usize) -> Option<OwnedSemaphorePermit> {
+    let mut permit = permit?;
+    if permit.num_permits() <= keep {
+        return Some(permit);
+    }
+    permit.split(keep).filter(|p| p.num_permits() > 0)
+}
+
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

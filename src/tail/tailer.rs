@@ -1,0 +1,481 @@
+//! The [`Tailer`]: discovery of files for every target, and the life cycle of their readers.
+//!
+//! Globs are evaluated at start, every `sync_period`, and for paths named by file system create
+//! and rename events. One `notify` watcher serves every target; it watches each target's
+//! literal base directory and the parent directory of every file being read (non-recursively).
+//! Watcher errors are logged and discovery falls back to the periodic sync.
+//!
+//! A reader exists per (target, path). When a path stops matching, its reader reads what is
+//! there, stops, and the path's position and per-path metrics are removed (spec §5.5, §6.4).
+//! A reader whose file vanished has already closed it; its position is removed at once, so a
+//! file that appears again at that path is read from the start. Readers that failed to open or
+//! read are started again at the next sync, from the committed position.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::glob::PathMatcher;
+use super::poller::{PollSlot, Poller};
+use super::reader::{self, Exit, ReaderCtx};
+use super::status::{ReaderShared, TailStatus};
+use super::{FileTarget, TailSettings};
+use crate::entry::{Entry, LabelSet};
+use crate::metrics::Metrics;
+use crate::positions::Positions;
+
+/// Capacity of the queue of created paths from the watcher; when it is full, a full sync runs
+/// instead.
+const EVENT_QUEUE: usize = 4096;
+
+/// Discovers and tails the files of a set of file targets.
+pub struct Tailer {
+    targets: Vec<FileTarget>,
+    settings: Arc<TailSettings>,
+    positions: Arc<Positions>,
+    budget: Arc<Semaphore>,
+    budget_cap: usize,
+    metrics: Arc<Metrics>,
+    outputs: HashMap<String, mpsc::Sender<Vec<Entry>>>,
+    status: TailStatus,
+}
+
+impl Tailer {
+    /// A tailer for `targets`; entries of job `j` go to `outputs[j]` as one `Vec` per read
+    /// chunk. `budget` counts bytes in flight (one permit per byte); its permits available now
+    /// are taken as its size, so that no single chunk ever asks for more than the whole budget.
+    pub fn new(
+        targets: Vec<FileTarget>,
+        settings: TailSettings,
+        positions: Arc<Positions>,
+        budget: Arc<Semaphore>,
+        metrics: Arc<Metrics>,
+        outputs: HashMap<String, mpsc::Sender<Vec<Entry>>>,
+    ) -> Self {
+        let budget_cap = budget.available_permits().clamp(1, u32::MAX as usize);
+        Tailer {
+            targets,
+            settings: Arc::new(settings),
+            positions,
+            budget,
+            budget_cap,
+            metrics,
+            outputs,
+            status: TailStatus::default(),
+        }
+    }
+
+    /// A handle on the readers (files tailed, offsets), valid before and during `run`.
+    pub fn status(&self) -> TailStatus {
+        self.status.clone()
+    }
+
+    /// Tails until `shutdown`; returns once every reader has stopped. Readers stop reading at
+    /// shutdown but leave their trackers attached to positions, so entries acknowledged during
+    /// the flush still move positions.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut targets = Vec::new();
+        let mut matchers = Vec::new();
+        for t in self.targets {
+            let Some(output) = self.outputs.get(&t.job) else {
+                tracing::error!(job = %t.job, path = %t.include, "No entry channel for this job; the target is skipped.");
+                self.metrics
+                    .targets_failed
+                    .with_label_values(&["error"])
+                    .inc();
+                continue;
+            };
+            match PathMatcher::new(&t.include, t.exclude.as_deref()) {
+                Ok(m) => {
+                    matchers.push(m);
+                    targets.push(Target {
+                        job: t.job,
+                        labels: t.labels,
+                        output: output.clone(),
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(job = %t.job, error = %e, "Invalid file target; it is skipped.");
+                    self.metrics
+                        .targets_failed
+                        .with_label_values(&["error"])
+                        .inc();
+                }
+            }
+        }
+        let n_targets = i64::try_from(targets.len()).unwrap_or(i64::MAX);
+        self.metrics.targets_active.add(n_targets);
+
+        let poller = Arc::new(Poller::new(self.settings.min_poll, self.settings.max_poll));
+        let poller_task =
+            tokio::spawn(Arc::clone(&poller).run(self.status.clone(), shutdown.clone()));
+        let (event_tx, mut event_rx) = mpsc::channel(EVENT_QUEUE);
+        let resync = Arc::new(Notify::new());
+        let watcher = make_watcher(event_tx, Arc::clone(&resync), Arc::clone(&poller));
+
+        let mut d = Discovery {
+            targets,
+            matchers: Arc::new(matchers),
+            readers: HashMap::new(),
+            joins: JoinSet::new(),
+            watcher,
+            watched: HashSet::new(),
+            poller,
+            shared: Shared {
+                settings: self.settings,
+                positions: self.positions,
+                budget: self.budget,
+                budget_cap: self.budget_cap,
+                io_slots: Arc::new(Semaphore::new(io_slots())),
+                metrics: self.metrics,
+                status: self.status,
+            },
+            shutdown: shutdown.clone(),
+        };
+
+        let period = d
+            .shared
+            .settings
+            .sync_period
+            .max(std::time::Duration::from_millis(10));
+        d.sync().await;
+        let mut next_sync = Instant::now() + period;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(next_sync) => {
+                    d.sync().await;
+                    next_sync = Instant::now() + period;
+                }
+                _ = resync.notified() => {
+                    d.sync().await;
+                    next_sync = Instant::now() + period;
+                }
+                Some(path) = event_rx.recv() => {
+                    let mut paths = vec![path];
+                    while let Ok(p) = event_rx.try_recv() {
+                        paths.push(p);
+                    }
+                    d.created(paths).await;
+                }
+                Some(ended) = d.joins.join_next_with_id() => d.ended(ended),
+            }
+        }
+        while let Some(ended) = d.joins.join_next_with_id().await {
+            d.ended(ended);
+        }
+        if let Err(e) = poller_task.await {
+            tracing::error!(error = %e, "The file poller failed.");
+        }
+        d.shared.metrics.targets_active.sub(n_targets);
+    }
+}
+
+/// A valid target at run time (its glob is in `Discovery::matchers` at the same index).
+struct Target {
+    job: String,
+    labels: LabelSet,
+    output: mpsc::Sender<Vec<Entry>>,
+}
+
+/// What every reader gets a handle on.
+struct Shared {
+    settings: Arc<TailSettings>,
+    positions: Arc<Positions>,
+    budget: Arc<Semaphore>,
+    budget_cap: usize,
+    io_slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    status: TailStatus,
+}
+
+/// A running reader, keyed by (target index, path).
+struct Running {
+    id: Id,
+    stop: CancellationToken,
+    shared: Arc<ReaderShared>,
+    slot: Arc<PollSlot>,
+}
+
+type ReaderKey = (usize, PathBuf);
+
+struct Discovery {
+    targets: Vec<Target>,
+    matchers: Arc<Vec<PathMatcher>>,
+    readers: HashMap<ReaderKey, Running>,
+    joins: JoinSet<(ReaderKey, Exit)>,
+    watcher: Option<RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+    poller: Arc<Poller>,
+    shared: Shared,
+    shutdown: CancellationToken,
+}
+
+impl Discovery {
+    /// Re-evaluates every glob: starts readers for new matches, stops those of paths that no
+    /// longer match, and updates the watched directories.
+    async fn sync(&mut self) {
+        let matchers = Arc::clone(&self.matchers);
+        let found = tokio::task::spawn_blocking(move || {
+            matchers.iter().map(PathMatcher::scan).collect::<Vec<_>>()
+        })
+        .await;
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "Evaluating file globs failed.");
+                return;
+            }
+        };
+        let mut matched: HashSet<ReaderKey> = HashSet::new();
+        for (idx, paths) in found.into_iter().enumerate() {
+            for path in paths {
+                matched.insert((idx, path));
+            }
+        }
+        for key in &matched {
+            if !self.readers.contains_key(key) {
+                self.start(key.clone());
+            }
+        }
+        let unmatched: Vec<ReaderKey> = self
+            .readers
+            .iter()
+            .filter(|(key, r)| !matched.contains(*key) && !r.stop.is_cancelled())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !unmatched.is_empty() {
+            // Walking ignores I/O errors (as doublestar does), so a transient error (EMFILE, a
+            // directory briefly unreadable) would make files look unmatched, and stopping them
+            // deletes their positions: everything would be read again. Static globs only stop
+            // matching a path when it stops being a regular file, so check that first.
+            let gone = tokio::task::spawn_blocking(move || {
+                unmatched
+                    .into_iter()
+                    .filter(|(_, p)| !std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for key in gone {
+                if let Some(running) = self.readers.get(&key) {
+                    tracing::info!(job = %self.targets[key.0].job, path = %key.1.display(), "Path no longer matches; its reader stops after reading what the file holds.");
+                    running.stop.cancel();
+                }
+            }
+        }
+        self.update_watches();
+    }
+
+    /// Paths named by create/rename events: start readers for those that match a target.
+    async fn created(&mut self, paths: Vec<PathBuf>) {
+        let mut candidates: Vec<ReaderKey> = Vec::new();
+        for path in paths {
+            for (idx, m) in self.matchers.iter().enumerate() {
+                let key = (idx, path.clone());
+                if m.matches(&path)
+                    && !self.readers.contains_key(&key)
+                    && !candidates.contains(&key)
+                {
+                    candidates.push(key);
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return;
+        }
+        let files = tokio::task::spawn_blocking(move || {
+            candidates.retain(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+            candidates
+        })
+        .await;
+        match files {
+            Ok(files) => {
+                for key in files {
+                    if !self.readers.contains_key(&key) {
+                        self.start(key);
+                    }
+                }
+                self.update_watches();
+            }
+            Err(e) => tracing::error!(error = %e, "Checking created files failed."),
+        }
+    }
+
+    fn start(&mut self, key: ReaderKey) {
+        let t = &self.targets[key.0];
+        let s = &self.shared;
+        let path_str = key.1.to_string_lossy().into_owned();
+        let mut labels = t.labels.clone();
+        labels.insert("filename", path_str.clone());
+        let shared = s.status.register(
+            &t.job,
+            &path_str,
+            s.metrics.uncommitted_bytes.with_label_values(&[&t.job]),
+        );
+        let slot = self.poller.register(&key.1);
+        let stop = CancellationToken::new();
+        let ctx = ReaderCtx {
+            job: t.job.clone(),
+            path: key.1.clone(),
+            key: path_str,
+            labels,
+            settings: Arc::clone(&s.settings),
+            positions: Arc::clone(&s.positions),
+            budget: Arc::clone(&s.budget),
+            budget_cap: s.budget_cap,
+            io_slots: Arc::clone(&s.io_slots),
+            metrics: Arc::clone(&s.metrics),
+            output: t.output.clone(),
+            shared: Arc::clone(&shared),
+            slot: Arc::clone(&slot),
+        };
+        let (task_key, reader_stop, shutdown) = (key.clone(), stop.clone(), self.shutdown.clone());
+        let handle = self.joins.spawn(async move {
+            let exit = reader::run(ctx, reader_stop, shutdown).await;
+            (task_key, exit)
+        });
+        self.readers.insert(
+            key,
+            Running {
+                id: handle.id(),
+                stop,
+                shared,
+                slot,
+            },
+        );
+    }
+
+    /// A reader task ended: forget it, and the path too when it is gone or no longer matches.
+    fn ended(&mut self, ended: Result<(Id, (ReaderKey, Exit)), JoinError>) {
+        let (key, exit) = match ended {
+            Ok((_, done)) => done,
+            Err(e) => {
+                // Only reachable when a reader panicked (debug builds; release aborts).
+                tracing::error!(error = %e, "A file reader failed.");
+                let id = e.id();
+                let Some(key) = self
+                    .readers
+                    .iter()
+                    .find(|(_, r)| r.id == id)
+                    .map(|(k, _)| k.clone())
+                else {
+                    return;
+                };
+                (key, Exit::Failed)
+            }
+        };
+        tracing::debug!(path = %key.1.display(), ?exit, "File reader ended.");
+        if let Some(r) = self.readers.remove(&key) {
+            self.shared.status.unregister(&r.shared);
+            self.poller.unregister(&r.slot);
+        }
+        if matches!(exit, Exit::Stopped | Exit::Deleted) {
+            self.forget_path(&key.1);
+        }
+    }
+
+    /// Removes a path's position and per-path metrics, unless another target still reads it.
+    fn forget_path(&self, path: &Path) {
+        if self.readers.keys().any(|(_, p)| p == path) {
+            return;
+        }
+        let key = path.to_string_lossy();
+        self.shared.positions.remove(&key);
+        let m = &self.shared.metrics;
+        // Absent series are fine: the reader may never have read anything.
+        let _ = m.read_bytes.remove_label_values(&[&key]);
+        let _ = m.read_lines.remove_label_values(&[&key]);
+        let _ = m.file_bytes.remove_label_values(&[&key]);
+    }
+
+    /// Watches each target's base directory and the directory of every file being read.
+    fn update_watches(&mut self) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let mut want: HashSet<PathBuf> = self
+            .matchers
+            .iter()
+            .map(|m| m.base_dir().to_path_buf())
+            .collect();
+        for (_, path) in self.readers.keys() {
+            if let Some(parent) = path.parent() {
+                want.insert(parent.to_path_buf());
+            }
+        }
+        self.watched.retain(|dir| {
+            if want.contains(dir) {
+                return true;
+            }
+            // The directory may be gone already, which also ends its watch.
+            let _ = watcher.unwatch(dir);
+            false
+        });
+        for dir in want {
+            if self.watched.contains(&dir) {
+                continue;
+            }
+            match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir);
+                }
+                // Usually the directory does not exist yet; the next sync tries again.
+                Err(e) => {
+                    tracing::debug!(dir = %dir.display(), error = %e, "Cannot watch directory.")
+                }
+            }
+        }
+    }
+}
+
+/// Blocking read rounds in progress at once: a few per core, enough that one slow file system
+/// does not stall the others, few enough that thousands of busy files share a few threads.
+fn io_slots() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(16, 64)
+}
+
+/// One watcher for all directories. Its callback runs on notify's thread: it queues created
+/// paths for discovery and wakes parked readers of any path an event names.
+fn make_watcher(
+    created: mpsc::Sender<PathBuf>,
+    resync: Arc<Notify>,
+    poller: Arc<Poller>,
+) -> Option<RecommendedWatcher> {
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(event) => {
+            for p in &event.paths {
+                poller.nudge(p);
+            }
+            let new_path = match event.kind {
+                EventKind::Create(_) => event.paths.first(),
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => None,
+                EventKind::Modify(ModifyKind::Name(_)) => event.paths.last(),
+                _ => None,
+            };
+            if let Some(p) = new_path {
+                if created.try_send(p.clone()).is_err() {
+                    resync.notify_one();
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "File system watcher error; new files are found at the next sync.");
+        }
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot create a file system watcher; new files are found at each sync only.");
+            None
+        }
+    }
+}
