@@ -1,0 +1,238 @@
+//! Serde helpers that give ferrotail Promtail's (yaml.v2) reading of scalars.
+//!
+//! yaml.v2 is more forgiving than serde_yaml in three ways every config relies on:
+//! - a string field takes any non-null scalar as its literal text (`tenant_id: 1` is `"1"`);
+//! - booleans are YAML 1.1 (`yes`, `off`, `Y`, ...);
+//! - a null scalar (`key:`, `~`, `null`) sets the field's zero value.
+//!
+//! Sections (structs, lists, maps) given as null keep their defaults instead (spec §2.4).
+//!
+//! All helpers read a scalar through `deserialize_option` + `deserialize_str`: serde_yaml then
+//! hands over the scalar's source text unchanged (`0x1F` stays `0x1F`, `1.50` stays `1.50`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A scalar's text; `None` for a YAML null.
+pub(crate) fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_option(OptScalarVisitor)
+}
+
+struct OptScalarVisitor;
+
+impl<'de> Visitor<'de> for OptScalarVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a scalar value")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(ScalarVisitor).map(Some)
+    }
+}
+
+/// Accepts any scalar as text. serde_yaml calls `visit_str` with the source text; the numeric
+/// and boolean arms serve other deserializers (e.g. a `serde_yaml::Value`).
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a scalar value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+/// A scalar read as text (any scalar, its literal text), for map keys and list items.
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Text(scalar(d)?.unwrap_or_default()))
+    }
+}
+
+/// A string field: any scalar's text; null is `""`.
+pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(scalar(d)?.unwrap_or_default())
+}
+
+/// An optional string field: null and `""` are `None`.
+pub(crate) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(scalar(d)?.filter(|s| !s.is_empty()))
+}
+
+/// Parses a YAML 1.1 boolean (`y|yes|true|on` and `n|no|false|off`, in the three usual cases).
+pub fn parse_yaml11_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+fn bool_from<E: de::Error>(s: &str) -> Result<bool, E> {
+    parse_yaml11_bool(s).ok_or_else(|| {
+        E::custom(format!(
+            "cannot parse {s:?} as a boolean (true/false, yes/no, on/off)"
+        ))
+    })
+}
+
+/// A boolean field with YAML 1.1 spellings; null is `false`.
+pub(crate) fn bool11<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match scalar(d)? {
+        None => Ok(false),
+        Some(s) => bool_from(&s),
+    }
+}
+
+/// An optional boolean field with YAML 1.1 spellings; null is `None`.
+pub(crate) fn opt_bool11<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    scalar(d)?.map(|s| bool_from(&s)).transpose()
+}
+
+/// A section (struct, list or map) where null keeps the default.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A `string -> string` map (labels, headers): keys and values take any scalar's text; null
+/// values are `""`; a null map is empty. Duplicate keys are caught by the loader's first pass.
+pub(crate) fn text_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct MapVisitor;
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(Text(k)) = map.next_key()? {
+                let Text(v) = map.next_value()?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    struct OptMap;
+    impl<'de> Visitor<'de> for OptMap {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(MapVisitor)
+        }
+    }
+    d.deserialize_option(OptMap)
+}
+
+/// A list of strings whose items take any scalar's text; a null list is empty.
+pub(crate) fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(opt_text_list(d)?.unwrap_or_default())
+}
+
+/// Like [`text_list`], but a missing or null list is `None` (Go's nil slice).
+pub(crate) fn opt_text_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    struct SeqVisitor;
+    impl<'de> Visitor<'de> for SeqVisitor {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of strings")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Text(s)) = seq.next_element()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    struct OptSeq;
+    impl<'de> Visitor<'de> for OptSeq {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of strings")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(SeqVisitor).map(Some)
+        }
+    }
+    d.deserialize_option(OptSeq)
+}
+
+/// Implements `Deserialize` for a type parsed from a scalar's text by `parse`, with null mapped
+/// to `on_null` (the Go zero value).
+macro_rules! scalar_deserialize {
+    ($ty:ty, $parse:expr, $on_null:expr) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                match $crate::config::de::scalar(d)? {
+                    None => Ok($on_null),
+                    Some(s) => ($parse)(s.as_str()).map_err(serde::de::Error::custom),
+                }
+            }
+        }
+    };
+}
+pub(crate) use scalar_deserialize;
