@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::de::{bool11, nullable, opt_text, text, text_list, text_map};
+use super::de::{bool11, nullable, opt_text, parse_scalar, text, text_list, text_map};
 use super::types::GoDuration;
 
 /// One `clients[]` element (or the `client:` block, or the `-client.*` flags).
@@ -348,8 +348,9 @@ impl TlsVersion {
 
 impl<'de> Deserialize<'de> for TlsVersion {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = text(d)?;
-        TlsVersion::parse(&s).map_err(serde::de::Error::custom)
+        // A null field is `None` before this runs (the field is an `Option`).
+        parse_scalar(d, None, |s| TlsVersion::parse(s).map(Some))?
+            .ok_or_else(|| serde::de::Error::custom("unknown TLS version: "))
     }
 }
 

@@ -78,6 +78,62 @@ impl Visitor<'_> for ScalarVisitor {
     }
 }
 
+/// Reads a scalar and parses its text with `parse`; null gives `on_null`. The parse runs inside
+/// the visitor so that serde_yaml attaches the scalar's own line and column to an error.
+pub(crate) fn parse_scalar<'de, D, T>(
+    d: D,
+    on_null: T,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Inner<T> {
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for Inner<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a scalar value")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            self.visit_str(&v.to_string())
+        }
+    }
+    struct Outer<T> {
+        on_null: T,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<'de, T> Visitor<'de> for Outer<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a scalar value")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<T, E> {
+            Ok(self.on_null)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Ok(self.on_null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            d.deserialize_str(Inner { parse: self.parse })
+        }
+    }
+    d.deserialize_option(Outer { on_null, parse })
+}
+
 /// A scalar read as text (any scalar, its literal text), for map keys and list items.
 struct Text(String);
 
@@ -227,10 +283,7 @@ macro_rules! scalar_deserialize {
     ($ty:ty, $parse:expr, $on_null:expr) => {
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                match $crate::config::de::scalar(d)? {
-                    None => Ok($on_null),
-                    Some(s) => ($parse)(s.as_str()).map_err(serde::de::Error::custom),
-                }
+                $crate::config::de::parse_scalar(d, $on_null, $parse)
             }
         }
     };

@@ -151,6 +151,14 @@ pub struct LabelsFlag(pub BTreeMap<String, String>);
 impl FlagValue for LabelsFlag {
     const KIND: &'static str = "value";
     fn parse_flag(s: &str) -> Result<Self, String> {
+        LabelsFlag::parse(s)
+    }
+}
+
+impl LabelsFlag {
+    /// Parses `k1=v1,k2=v2` as Promtail does (exactly one `=`: the whole value, surrounding
+    /// quotes removed; otherwise one CSV record of `k=v` fields).
+    pub fn parse(s: &str) -> Result<Self, String> {
         let pairs = match s.matches('=').count() {
             0 => return Err(format!("{s} must be formatted as key=value")),
             1 => vec![s.trim_matches('"').to_owned()],

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::de::{opt_text_list, text};
+use super::de::{opt_text_list, parse_scalar, scalar_deserialize, text};
 
 /// A relabel action (case-insensitive in YAML).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,11 +79,8 @@ impl fmt::Display for RelabelAction {
     }
 }
 
-impl<'de> Deserialize<'de> for RelabelAction {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        RelabelAction::parse(&text(d)?).map_err(serde::de::Error::custom)
-    }
-}
+// A null action keeps the default, as in Promtail.
+scalar_deserialize!(RelabelAction, RelabelAction::parse, RelabelAction::Replace);
 
 impl Serialize for RelabelAction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -128,7 +125,11 @@ impl PartialEq for RelabelRegex {
 
 impl<'de> Deserialize<'de> for RelabelRegex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        RelabelRegex::new(&text(d)?).map_err(serde::de::Error::custom)
+        // Promtail reads a null regex as the empty regex.
+        match parse_scalar(d, None, |s| RelabelRegex::new(s).map(Some))? {
+            Some(r) => Ok(r),
+            None => RelabelRegex::new("").map_err(serde::de::Error::custom),
+        }
     }
 }
 
