@@ -107,7 +107,7 @@ macro_rules! int_flag {
         }
     )*};
 }
-int_flag!(i64 => "int", u16 => "int", u32 => "int", u64 => "uint");
+int_flag!(i64 => "int", u16 => "int", u32 => "int", u64 => "int");
 
 impl FlagValue for f64 {
     const KIND: &'static str = "float";
@@ -365,7 +365,7 @@ define_flags! {
         client_url: String = "client.url", "", "URL of log server (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).url = Some(v).filter(|u| !u.is_empty());
         client_batch_wait: GoDuration = "client.batch-wait", "1s", "Maximum wait period before sending batch (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).batchwait = v;
         client_batch_size_bytes: u64 = "client.batch-size-bytes", "1048576", "Maximum batch size to accrue before sending (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).batchsize = v;
-        client_max_retries: u32 = "client.max-retries", "10", "Maximum number of retries when sending batches; unset = retry until delivered (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).backoff_config.max_retries = Some(v);
+        client_max_retries: u32 = "client.max-retries", "0", "Maximum number of retries when sending batches; 0 or unset = retry until delivered (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).backoff_config.max_retries = Some(v);
         client_min_backoff: GoDuration = "client.min-backoff", "500ms", "Initial backoff time between retries (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).backoff_config.min_period = v;
         client_max_backoff: GoDuration = "client.max-backoff", "5m0s", "Maximum backoff time between retries (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).backoff_config.max_period = v;
         client_timeout: GoDuration = "client.timeout", "10s", "Maximum time to wait for server to respond to a request (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).timeout = v;

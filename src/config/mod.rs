@@ -20,6 +20,7 @@ mod client;
 mod de;
 mod envsubst;
 mod flags;
+mod http;
 mod print;
 mod relabel;
 mod scrape;
@@ -33,13 +34,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{
-    Authorization, BackoffConfig, BasicAuth, ClientConfig, HttpHeader, OAuth2, TlsConfig,
-    TlsVersion,
-};
+pub use client::{BackoffConfig, ClientConfig};
 pub use de::parse_yaml11_bool;
 pub use envsubst::{ExpandError, ExpandErrorKind, expand_env};
 pub use flags::{FlagError, Flags, LabelsFlag, apply_flags, usage};
+pub use http::{Authorization, BasicAuth, HttpHeader, OAuth2, TlsConfig, TlsVersion};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use scrape::{DecompressionConfig, FileSdConfig, RawMapping, ScrapeConfig, StaticConfig};
 pub use sections::{

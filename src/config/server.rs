@@ -48,10 +48,16 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "text")]
     pub tls_min_version: String,
     /// `http_tls_config`, default unset (all empty).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "ServerTlsConfig::is_unset"
+    )]
     pub http_tls_config: ServerTlsConfig,
     /// `grpc_tls_config`, default unset (all empty).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "ServerTlsConfig::is_unset"
+    )]
     pub grpc_tls_config: ServerTlsConfig,
     /// `register_instrumentation`, default true: serve `/metrics`.
     #[serde(deserialize_with = "bool11")]
@@ -292,25 +298,25 @@ impl Default for ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ServerTlsConfig {
     /// `cert`: inline server certificate (YAML only).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub cert: String,
     /// `key`: inline server key (YAML only; secret).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub key: String,
     /// `client_ca`: inline CA for client certificates (YAML only).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub client_ca: String,
     /// `cert_file` (`-server.http-tls-cert-path`).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub cert_file: String,
     /// `key_file` (`-server.http-tls-key-path`).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub key_file: String,
     /// `client_auth_type` (`-server.http-tls-client-auth`).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub client_auth_type: String,
     /// `client_ca_file` (`-server.http-tls-ca-path`).
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
     pub client_ca_file: String,
 }
 
@@ -318,5 +324,9 @@ impl ServerTlsConfig {
     /// Whether any key is set.
     pub fn is_set(&self) -> bool {
         *self != ServerTlsConfig::default()
+    }
+
+    fn is_unset(&self) -> bool {
+        !self.is_set()
     }
 }
