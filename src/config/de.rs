@@ -9,14 +9,25 @@
 //!
 //! All helpers read a scalar through `deserialize_option` + `deserialize_str`: serde_yaml then
 //! hands over the scalar's source text unchanged (`0x1F` stays `0x1F`, `1.50` stays `1.50`).
+//! Other modules use them with `#[serde(deserialize_with = "crate::config::de::bool11")]`; YAML
+//! kept raw as a `serde_yaml::Value` (pipeline stages) goes through [`from_value`] so that the
+//! helpers see text, as they do in a file.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// Deserializes raw YAML (e.g. one pipeline stage) into `T` with the same scalar reading as the
+/// config file: the value is printed back to YAML text and parsed from that text.
+pub fn from_value<T: serde::de::DeserializeOwned>(
+    value: &serde_yaml::Value,
+) -> Result<T, serde_yaml::Error> {
+    serde_yaml::from_str(&serde_yaml::to_string(value)?)
+}
+
 /// A scalar's text; `None` for a YAML null.
-pub(crate) fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     d.deserialize_option(OptScalarVisitor)
 }
 
@@ -80,7 +91,7 @@ impl Visitor<'_> for ScalarVisitor {
 
 /// Reads a scalar and parses its text with `parse`; null gives `on_null`. The parse runs inside
 /// the visitor so that serde_yaml attaches the scalar's own line and column to an error.
-pub(crate) fn parse_scalar<'de, D, T>(
+pub fn parse_scalar<'de, D, T>(
     d: D,
     on_null: T,
     parse: fn(&str) -> Result<T, String>,
@@ -144,12 +155,12 @@ impl<'de> Deserialize<'de> for Text {
 }
 
 /// A string field: any scalar's text; null is `""`.
-pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(scalar(d)?.unwrap_or_default())
 }
 
 /// An optional string field: null and `""` are `None`.
-pub(crate) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(scalar(d)?.filter(|s| !s.is_empty()))
 }
 
@@ -175,7 +186,7 @@ fn bool_from<E: de::Error>(s: &str) -> Result<bool, E> {
 }
 
 /// A boolean field with YAML 1.1 spellings; null is `false`.
-pub(crate) fn bool11<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub fn bool11<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     match scalar(d)? {
         None => Ok(false),
         Some(s) => bool_from(&s),
@@ -183,12 +194,12 @@ pub(crate) fn bool11<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> 
 }
 
 /// An optional boolean field with YAML 1.1 spellings; null is `None`.
-pub(crate) fn opt_bool11<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub fn opt_bool11<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     scalar(d)?.map(|s| bool_from(&s)).transpose()
 }
 
 /// A section (struct, list or map) where null keeps the default.
-pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+pub fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -198,9 +209,7 @@ where
 
 /// A `string -> string` map (labels, headers): keys and values take any scalar's text; null
 /// values are `""`; a null map is empty. Duplicate keys are caught by the loader's first pass.
-pub(crate) fn text_map<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
+pub fn text_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     struct MapVisitor;
     impl<'de> Visitor<'de> for MapVisitor {
         type Value = BTreeMap<String, String>;
@@ -236,14 +245,12 @@ pub(crate) fn text_map<'de, D: Deserializer<'de>>(
 }
 
 /// A list of strings whose items take any scalar's text; a null list is empty.
-pub(crate) fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(opt_text_list(d)?.unwrap_or_default())
 }
 
 /// Like [`text_list`], but a missing or null list is `None` (Go's nil slice).
-pub(crate) fn opt_text_list<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<String>>, D::Error> {
+pub fn opt_text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     struct SeqVisitor;
     impl<'de> Visitor<'de> for SeqVisitor {
         type Value = Vec<String>;

@@ -17,7 +17,7 @@
 //! [`load`] (for `-config.expand-env`).
 
 mod client;
-mod de;
+pub mod de;
 mod envsubst;
 mod flags;
 mod http;

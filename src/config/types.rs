@@ -270,6 +270,7 @@ impl PromDuration {
         let mut rest = s;
         let mut next_unit = 0;
         let mut total_ms: u64 = 0;
+        let out_of_range = || "duration out of range".to_owned();
         while !rest.is_empty() {
             let n = rest.bytes().take_while(u8::is_ascii_digit).count();
             if n == 0 {
@@ -277,24 +278,28 @@ impl PromDuration {
             }
             let value: u64 = rest[..n].parse().map_err(|_| invalid())?;
             rest = &rest[n..];
-            let unit_len = rest.bytes().take_while(|b| b.is_ascii_lowercase()).count();
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
-            let idx = UNITS[next_unit..]
+            if unit.is_empty() {
+                return Err(invalid());
+            }
+            let idx = UNITS
                 .iter()
                 .position(|(name, _)| *name == unit)
-                .map(|i| i + next_unit)
-                .ok_or_else(invalid)?;
+                .ok_or_else(|| format!("unknown unit {unit:?} in duration {s:?}"))?;
+            // Units go from the biggest to the smallest, each at most once.
+            if idx < next_unit {
+                return Err(invalid());
+            }
             next_unit = idx + 1;
-            let ms = value
-                .checked_mul(UNITS[idx].1)
-                .ok_or_else(|| "duration out of range".to_owned())?;
-            total_ms = total_ms
-                .checked_add(ms)
-                .ok_or_else(|| "duration out of range".to_owned())?;
+            let ms = value.checked_mul(UNITS[idx].1).ok_or_else(out_of_range)?;
+            total_ms = total_ms.checked_add(ms).ok_or_else(out_of_range)?;
         }
         if total_ms > (i64::MAX as u64) / 1_000_000 {
-            return Err("duration out of range".to_owned());
+            return Err(out_of_range());
         }
         Ok(PromDuration(Duration::from_millis(total_ms)))
     }

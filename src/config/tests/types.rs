@@ -275,3 +275,29 @@ fn scalars_into_strings_keep_their_text() {
         "8080"
     );
 }
+
+#[test]
+fn raw_yaml_values_read_like_the_file() {
+    #[derive(serde::Deserialize, Debug)]
+    struct Stage {
+        #[serde(deserialize_with = "crate::config::de::bool11")]
+        drop_malformed: bool,
+        #[serde(deserialize_with = "crate::config::de::text")]
+        source: String,
+        max_wait_time: GoDuration,
+    }
+    let cfg = parse(
+        "scrape_configs:\n- job_name: a\n  static_configs: []\n  pipeline_stages:\n  - json: {drop_malformed: yes, source: 1.50, max_wait_time: 3s}\n",
+    );
+    let stage = &cfg.scrape_configs[0].pipeline_stages[0]["json"];
+    let s: Stage = crate::config::de::from_value(stage).unwrap();
+    assert!(s.drop_malformed);
+    assert_eq!(s.source, "1.5", "a float prints back in its canonical form");
+    assert_eq!(s.max_wait_time, GoDuration::from_secs(3));
+}
+
+#[test]
+fn aliases_work() {
+    let cfg = parse("clients:\n- &c {url: http://a/push, tenant_id: t}\nclient: *c\n");
+    assert_eq!(cfg.client.as_ref().unwrap().tenant_id, "t");
+}
