@@ -33,6 +33,7 @@ pub struct ClientConfig {
     /// `batchwait`, default 1s: the longest a batch waits before it is sent.
     pub batchwait: GoDuration,
     /// `batchsize`, default 1048576: a batch is sent when it reaches this many bytes.
+    #[serde(deserialize_with = "nullable")]
     pub batchsize: u64,
     /// `timeout`, default 10s: per HTTP request.
     pub timeout: GoDuration,

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::de::{opt_text_list, parse_scalar, scalar_deserialize, text};
+use super::de::{nullable, opt_text_list, parse_scalar, scalar_deserialize, text};
 
 /// A relabel action (case-insensitive in YAML).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -163,6 +163,7 @@ pub struct RelabelConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub regex: Option<RelabelRegex>,
     /// `modulus`, default 0; required (> 0) for `hashmod`.
+    #[serde(deserialize_with = "nullable")]
     pub modulus: u64,
     /// `target_label`, default `""`.
     #[serde(deserialize_with = "text")]

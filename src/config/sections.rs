@@ -68,13 +68,16 @@ pub struct LimitsConfig {
     #[serde(deserialize_with = "bool11")]
     pub readline_rate_enabled: bool,
     /// `readline_rate`, default 10000 lines/s.
+    #[serde(deserialize_with = "nullable")]
     pub readline_rate: f64,
     /// `readline_burst`, default 10000.
+    #[serde(deserialize_with = "nullable")]
     pub readline_burst: i64,
     /// `readline_rate_drop`, default true.
     #[serde(deserialize_with = "bool11")]
     pub readline_rate_drop: bool,
     /// `max_streams`, default 0 (no limit): streams per client batch.
+    #[serde(deserialize_with = "nullable")]
     pub max_streams: u64,
     /// `max_line_size`, default 0 (disabled): longer lines are dropped, or truncated with
     /// `max_line_size_truncate`.
@@ -262,6 +265,7 @@ pub struct FerrotailConfig {
     pub shutdown_timeout: GoDuration,
     /// `client_concurrency`, default 1 (`-ferrotail.client-concurrency`, at least 1): concurrent
     /// push requests per client and tenant.
+    #[serde(deserialize_with = "nullable")]
     pub client_concurrency: u32,
 }
 

@@ -22,8 +22,10 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "text")]
     pub http_listen_address: String,
     /// `http_listen_port`, default `80`; 0 picks a free port.
+    #[serde(deserialize_with = "nullable")]
     pub http_listen_port: u16,
     /// `http_listen_conn_limit`, default 0 (no limit).
+    #[serde(deserialize_with = "nullable")]
     pub http_listen_conn_limit: i64,
     /// `grpc_listen_network`, default `tcp`.
     #[serde(deserialize_with = "text")]
@@ -32,8 +34,10 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "text")]
     pub grpc_listen_address: String,
     /// `grpc_listen_port`, default `9095`; 0 picks a free port.
+    #[serde(deserialize_with = "nullable")]
     pub grpc_listen_port: u16,
     /// `grpc_listen_conn_limit`, default 0.
+    #[serde(deserialize_with = "nullable")]
     pub grpc_listen_conn_limit: i64,
     /// `grpc_collect_max_streams_by_conn`, default true (gRPC only; ignored).
     #[serde(deserialize_with = "bool11")]
@@ -79,10 +83,13 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "bool11")]
     pub http_log_closed_connections_without_response_enabled: bool,
     /// `grpc_server_max_recv_msg_size`, default 4194304 (ignored).
+    #[serde(deserialize_with = "nullable")]
     pub grpc_server_max_recv_msg_size: i64,
     /// `grpc_server_max_send_msg_size`, default 4194304 (ignored).
+    #[serde(deserialize_with = "nullable")]
     pub grpc_server_max_send_msg_size: i64,
     /// `grpc_server_max_concurrent_streams`, default 100 (ignored).
+    #[serde(deserialize_with = "nullable")]
     pub grpc_server_max_concurrent_streams: u64,
     /// `grpc_server_max_connection_idle`, default infinite (ignored).
     pub grpc_server_max_connection_idle: GoDuration,
@@ -100,6 +107,7 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "bool11")]
     pub grpc_server_ping_without_stream_allowed: bool,
     /// `grpc_server_num_workers`, default 0 (ignored).
+    #[serde(deserialize_with = "nullable")]
     pub grpc_server_num_workers: i64,
     /// `grpc_server_stats_tracking_enabled`, default true (ignored).
     #[serde(deserialize_with = "bool11")]

@@ -75,7 +75,20 @@ fn has_merge_keys(v: &Value) -> bool {
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     // Pass 1: syntax and duplicate keys (a `serde_yaml::Value` rejects duplicates at any depth).
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(origin, None, &e, true))?;
+    let mut doc: Value =
+        serde_yaml::from_str(text).map_err(|e| yaml_error(origin, None, &e, true))?;
+    // YAML merge keys (`<<: *anchor`) are resolved on the generic tree, which is then printed
+    // and parsed again; line numbers would then refer to the rewritten text, so they are dropped.
+    let merged;
+    let (source, with_location) = if has_merge_keys(&doc) {
+        doc.apply_merge()
+            .map_err(|e| yaml_error(origin, None, &e, false))?;
+        merged = serde_yaml::to_string(&doc).map_err(|e| yaml_error(origin, None, &e, false))?;
+        (merged.as_str(), false)
+    } else {
+        (text, true)
+    };
+
     let mut warnings = Vec::new();
     if let Some(Value::Mapping(server)) = doc.get("server") {
         for key in server.keys() {
@@ -90,19 +103,6 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             }
         }
     }
-
-    // YAML merge keys (`<<: *anchor`) are resolved on the generic tree, which is then printed
-    // and parsed again; line numbers would then refer to the rewritten text, so they are dropped.
-    let merged;
-    let (source, with_location) = if has_merge_keys(&doc) {
-        let mut doc = doc;
-        doc.apply_merge()
-            .map_err(|e| yaml_error(origin, None, &e, false))?;
-        merged = serde_yaml::to_string(&doc).map_err(|e| yaml_error(origin, None, &e, false))?;
-        (merged.as_str(), false)
-    } else {
-        (text, true)
-    };
 
     // Pass 2: the typed, strict parse.
     let de = serde_yaml::Deserializer::from_str(source);

@@ -554,3 +554,38 @@ fn load_rejects_invalid_utf8() {
     let err = load(&flags(&[&format!("-config.file={}", path.display())])).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
 }
+
+#[test]
+fn server_known_keys_match_the_struct() {
+    use crate::config::{ServerConfig, ServerTlsConfig};
+    let server = ServerConfig {
+        http_tls_config: ServerTlsConfig {
+            cert_file: "x".into(),
+            ..Default::default()
+        },
+        grpc_tls_config: ServerTlsConfig {
+            cert_file: "x".into(),
+            ..Default::default()
+        },
+        cluster_validation: Some(serde_yaml::Value::Null),
+        health_check_target: Some(true),
+        ..Default::default()
+    };
+    let value = serde_yaml::to_value(&server).unwrap();
+    let mut keys: Vec<&str> = value
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    let mut known = ServerConfig::KNOWN_KEYS.to_vec();
+    known.sort_unstable();
+    assert_eq!(keys, known);
+    // And every known key parses without a warning.
+    let text: String = ServerConfig::KNOWN_KEYS
+        .iter()
+        .map(|k| format!("  {k}: ~\n"))
+        .collect();
+    assert!(parse(&format!("server:\n{text}")).warnings.is_empty());
+}
