@@ -1,0 +1,372 @@
+//! Validation (Promtail's start-up checks and ferrotail's refusals) and masked printing.
+
+use super::load::{JOURNAL, PUSH, SYSLOG};
+use super::{parse, problems};
+use crate::config::{Config, ConfigError, Flags, apply_flags};
+
+const CLIENT: &str = "clients: [{url: http://loki:3100/loki/api/v1/push}]\n";
+
+fn file_job(extra: &str) -> String {
+    format!(
+        "{CLIENT}scrape_configs:\n- job_name: files\n  static_configs:\n  - labels: {{__path__: /var/log/*.log}}\n{extra}"
+    )
+}
+
+#[test]
+fn appendix_c_targets_are_refused_by_path() {
+    let p = problems(&parse(&format!("{CLIENT}{JOURNAL}")));
+    assert_eq!(
+        p,
+        [
+            "scrape_configs[0].journal is not supported yet",
+            "scrape_configs[0].relabel_configs is not supported yet",
+        ]
+    );
+    let p = problems(&parse(&format!("{CLIENT}{SYSLOG}")));
+    assert!(
+        p.contains(&"scrape_configs[0].syslog is not supported yet".to_owned()),
+        "{p:?}"
+    );
+    let p = problems(&parse(&format!("{CLIENT}{PUSH}")));
+    assert_eq!(p, ["scrape_configs[0].loki_push_api is not supported yet"]);
+}
+
+#[test]
+fn all_refusals_are_reported_together() {
+    let text = "\
+server:
+  http_tls_config: {cert_file: /c, key_file: /k}
+clients:
+  - url: http://a/push
+    oauth2: {client_id: i, client_secret: s, token_url: http://t}
+  - url: http://b/push
+    proxy_url: http://proxy:3128
+    no_proxy: localhost
+    http_headers: {X-A: {values: [v]}}
+    tls_config: {min_version: TLS12, max_version: TLS13, ca_ref: r}
+    basic_auth: {username: u, password_ref: p}
+limits_config: {readline_rate_enabled: true}
+target_config: {stdin: true}
+wal: {enabled: true}
+scrape_configs:
+  - job_name: a
+    static_configs: [{labels: {__path__: /x}}]
+    encoding: UTF-16
+    decompression: {enabled: true, format: gz}
+    relabel_configs: [{target_label: t}]
+  - job_name: b
+    file_sd_configs: [{files: [/etc/t/*.yaml]}]
+    kubernetes_sd_configs: [{role: pod}]
+    docker_sd_configs: [{host: unix:///var/run/docker.sock}]
+  - job_name: c
+    kafka: {brokers: [k:9092], topics: [t]}
+    gelf: {}
+";
+    let mut cfg = parse(text);
+    apply_flags(&mut cfg, &Flags::parse(["-inspect".to_owned()]).unwrap());
+    let p = problems(&cfg);
+    let want = [
+        "clients[0].oauth2 is not supported yet",
+        "clients[1].http_headers is not supported yet",
+        "clients[1].no_proxy is not supported yet",
+        "clients[1].tls_config.ca_ref is not supported yet",
+        "clients[1].tls_config.min_version is not supported yet",
+        "clients[1].tls_config.max_version is not supported yet",
+        "clients[1].basic_auth.password_ref is not supported yet",
+        "scrape_configs[0].relabel_configs is not supported yet",
+        "scrape_configs[0].decompression is not supported yet",
+        "scrape_configs[0].encoding is not supported yet",
+        "scrape_configs[1].file_sd_configs is not supported yet",
+        "scrape_configs[1].kubernetes_sd_configs is not supported yet",
+        "scrape_configs[1].docker_sd_configs is not supported yet",
+        "scrape_configs[2].kafka is not supported yet",
+        "scrape_configs[2].gelf is not supported yet",
+        "server.http_tls_config is not supported yet",
+        "limits_config.readline_rate_enabled: true is not supported yet",
+        "target_config.stdin (-stdin) is not supported yet",
+        "wal is not supported yet",
+        "-inspect is not supported yet",
+    ];
+    assert_eq!(p, want);
+    let shown = ConfigError::Invalid(p).to_string();
+    assert!(
+        shown.starts_with("20 problems in the configuration:\n  - clients[0].oauth2"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn supported_client_settings_pass() {
+    let text = "\
+clients:
+  - url: https://123:glc_token@logs.example.net/loki/api/v1/push
+    name: cloud
+    tenant_id: 1
+    batchwait: 2s
+    batchsize: 512000
+    timeout: 5s
+    headers: {X-Custom: v}
+    external_labels: {cluster: prod}
+    backoff_config: {min_period: 1s, max_period: 1m, max_retries: 20}
+    drop_rate_limited_batches: true
+    basic_auth: {username: u, password_file: /run/secrets/p}
+    proxy_url: http://proxy:3128
+    tls_config: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem, server_name: loki, insecure_skip_verify: false}
+    follow_redirects: false
+    enable_http2: false
+  - url: http://loki:3100/loki/api/v1/push
+    authorization: {type: Token, credentials_file: /t}
+  - url: http://loki2:3100/loki/api/v1/push
+    bearer_token: abc
+  - url: http://loki3:3100/loki/api/v1/push
+    decompression_is_not_here: 1
+";
+    let err = super::parse_err(text);
+    assert_eq!(
+        err.path.as_deref(),
+        Some("clients[3].decompression_is_not_here")
+    );
+    let text = text.replace("    decompression_is_not_here: 1\n", "");
+    let cfg = parse(&format!(
+        "{text}limits_config: {{max_streams: 100, max_line_size: 1MB, max_line_size_truncate: true}}\n\
+         scrape_configs:\n- job_name: f\n  static_configs: [{{labels: {{__path__: /x}}}}]\n  decompression: {{enabled: false}}\n"
+    ));
+    assert_eq!(cfg.validate().unwrap(), vec![]);
+    assert_eq!(cfg.read_line_cap(), 1 << 20);
+}
+
+#[test]
+fn clients_are_required_and_need_urls() {
+    let p = problems(&parse(
+        "scrape_configs:\n- job_name: a\n  static_configs: []\n",
+    ));
+    assert_eq!(p, ["at least one client config must be provided"]);
+    let p = problems(&parse(
+        "clients:\n- tenant_id: a\n- url: ftp://x/y\n- url: 'http://[::1'\n",
+    ));
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert_eq!(p[0], "clients[0]: client needs target URL");
+    assert!(
+        p[1].starts_with("clients[1].url: unsupported scheme \"ftp\""),
+        "{}",
+        p[1]
+    );
+    assert!(p[2].starts_with("clients[2].url: invalid URL"), "{}", p[2]);
+    let p = problems(&parse(
+        "clients:\n- url: http://x/push\n  proxy_url: socks5://p:1080\n",
+    ));
+    assert!(
+        p[0].starts_with("clients[0].proxy_url: unsupported scheme"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn duplicate_client_names() {
+    let p = problems(&parse(
+        "clients:\n- url: http://x/push\n- url: http://x/push\n",
+    ));
+    assert_eq!(p.len(), 1);
+    assert!(
+        p[0].starts_with(
+            "clients[1]: duplicate client configs are not allowed, found duplicate for name: "
+        ),
+        "{}",
+        p[0]
+    );
+    let p = problems(&parse(
+        "clients:\n- url: http://a/push\n  name: l\n- url: http://b/push\n  name: l\n",
+    ));
+    assert_eq!(
+        p,
+        ["clients[1]: duplicate client configs are not allowed, found duplicate for name: l"]
+    );
+    let cfg = parse("clients:\n- url: http://a/push\n- url: http://b/push\n");
+    cfg.validate().unwrap();
+    let (a, b) = (
+        cfg.clients[0].effective_name(),
+        cfg.clients[1].effective_name(),
+    );
+    assert_eq!(a.len(), 6);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+    assert_eq!(a, cfg.clients[0].clone().effective_name(), "stable");
+}
+
+#[test]
+fn a_job_needs_a_target() {
+    let p = problems(&parse(&format!(
+        "{CLIENT}scrape_configs:\n- job_name: lonely\n  pipeline_stages: [{{docker: {{}}}}]\n"
+    )));
+    assert_eq!(p, ["no valid target scrape config defined for \"lonely\""]);
+    // An empty static_configs list makes a file job with no targets (as in Promtail).
+    parse(&format!(
+        "{CLIENT}scrape_configs:\n- job_name: a\n  static_configs: []\n"
+    ))
+    .validate()
+    .unwrap();
+}
+
+#[test]
+fn relabel_rules_are_validated() {
+    for (rule, needle) in [
+        (
+            "{action: hashmod, target_label: t}",
+            "requires non-zero modulus",
+        ),
+        ("{action: replace}", "requires 'target_label' value"),
+        (
+            "{action: lowercase, target_label: t, replacement: x}",
+            "'replacement' can not be set",
+        ),
+        (
+            "{action: keepequal, target_label: t, separator: ','}",
+            "requires only 'source_labels'",
+        ),
+        (
+            "{action: keepequal, target_label: t, regex: '(.*)'}",
+            "requires only 'source_labels'",
+        ),
+        (
+            "{action: labeldrop, regex: x, target_label: t}",
+            "requires only 'regex'",
+        ),
+        (
+            "{action: labelkeep, source_labels: []}",
+            "requires only 'regex'",
+        ),
+        (
+            "{action: labelmap, replacement: ''}",
+            "invalid 'replacement'",
+        ),
+        (
+            "{source_labels: [''], target_label: t}",
+            "is not a valid label name",
+        ),
+    ] {
+        let p = problems(&parse(&file_job(&format!("  relabel_configs: [{rule}]\n"))));
+        assert!(
+            p[0].starts_with("scrape_configs[0].relabel_configs[0]: "),
+            "{rule}: {p:?}"
+        );
+        assert!(p[0].contains(needle), "{rule}: {p:?}");
+        assert_eq!(
+            p[1],
+            "scrape_configs[0].relabel_configs is not supported yet"
+        );
+    }
+    for ok in [
+        "{action: keep, source_labels: [a], regex: b}",
+        "{action: labeldrop, regex: x}",
+        "{action: dropequal, source_labels: [a], target_label: b}",
+    ] {
+        let p = problems(&parse(&file_job(&format!("  relabel_configs: [{ok}]\n"))));
+        assert_eq!(
+            p,
+            ["scrape_configs[0].relabel_configs is not supported yet"],
+            "{ok}"
+        );
+    }
+}
+
+#[test]
+fn ferrotail_section() {
+    let cfg = parse(&file_job(
+        "ferrotail:\n  inflight_bytes: 16MB\n  max_line_size_default: 1mb\n  long_line_action: drop\n  shutdown_timeout: 1m\n  client_concurrency: 4\n",
+    ));
+    cfg.validate().unwrap();
+    assert_eq!(cfg.ferrotail.inflight_bytes.bytes(), 16 << 20);
+    assert_eq!(cfg.read_line_cap(), 1 << 20);
+    let err = super::parse_err("ferrotail:\n  inflight: 1\n");
+    assert_eq!(err.path.as_deref(), Some("ferrotail.inflight"));
+    let err = super::parse_err("ferrotail:\n  long_line_action: split\n");
+    assert!(
+        err.message.contains("unknown long_line_action"),
+        "{}",
+        err.message
+    );
+    let cfg = parse(&file_job(
+        "ferrotail: {client_concurrency: 0, inflight_bytes: 0}\n",
+    ));
+    assert_eq!(
+        problems(&cfg),
+        [
+            "ferrotail.client_concurrency must be at least 1",
+            "ferrotail.inflight_bytes must be greater than 0"
+        ]
+    );
+}
+
+#[test]
+fn deprecated_client_block_warns() {
+    let cfg = parse("client:\n  url: http://loki/push\n  external_labels: {a: b}\n");
+    let w = cfg.validate().unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].path, "client");
+    assert_eq!(cfg.effective_clients()[0].external_labels["a"], "b");
+}
+
+#[test]
+fn masked_yaml_hides_every_secret() {
+    let text = "\
+server:
+  http_tls_config: {cert: CERTPEM, key: SECRET_SERVER_KEY}
+clients:
+  - url: https://user123:SECRET_URL_PASS@logs.example.net/loki/api/v1/push
+    basic_auth: {username: visible_user, password: SECRET_BASIC}
+    headers: {Authorization: SECRET_HEADER, X-Plain: visible_header}
+    tls_config: {cert: CERTPEM, key: SECRET_TLS_KEY}
+  - url: http://b/push
+    bearer_token: SECRET_BEARER
+  - url: http://c/push
+    authorization: {type: Bearer, credentials: SECRET_CREDS}
+    proxy_url: http://proxyuser:SECRET_PROXY_PASS@proxy:3128
+  - url: http://d/push
+    oauth2: {client_id: visible_id, client_secret: SECRET_OAUTH, token_url: http://t}
+  - url: http://e/push
+    http_headers: {X-A: {values: [visible_value], secrets: [SECRET_HH]}}
+    proxy_url: http://p
+    proxy_connect_header: {Proxy-Authorization: [SECRET_PCH]}
+scrape_configs:
+  - job_name: k
+    kafka:
+      authentication: {type: sasl, sasl_config: {user: visible_sasl, password: SECRET_SASL}}
+  - job_name: cf
+    cloudflare: {api_token: SECRET_CF, zone_id: z}
+  - job_name: files
+    static_configs: [{labels: {__path__: /x}}]
+    pipeline_stages:
+      - json: {expressions: {key: visible_stage_key}}
+";
+    let out = parse(text).to_yaml_masked();
+    assert!(!out.contains("SECRET"), "{out}");
+    for visible in [
+        "visible_user",
+        "visible_header",
+        "visible_id",
+        "visible_value",
+        "visible_sasl",
+        "visible_stage_key",
+        "CERTPEM",
+        "https://user123:<secret>@logs.example.net/loki/api/v1/push",
+        "http://proxyuser:<secret>@proxy:3128",
+    ] {
+        assert!(out.contains(visible), "{visible} missing from:\n{out}");
+    }
+    // The printed config parses back (masked values are plain strings).
+    let back: Config = serde_yaml::from_str(&out).unwrap();
+    assert_eq!(back.scrape_configs.len(), 3);
+}
+
+#[test]
+fn printed_config_round_trips() {
+    let cfg = parse(&file_job(
+        "  pipeline_stages:\n  - regex: {expression: '^(?P<a>\\d+)'}\nlimits_config: {max_line_size: 256kb}\n\
+         positions: {sync_period: 1.5s}\nserver: {log_level: debug}\n",
+    ));
+    let out = cfg.to_yaml_masked();
+    assert!(out.contains("max_line_size: 256KB"), "{out}");
+    assert!(out.contains("sync_period: 1.5s"), "{out}");
+    let back = Config::parse_str(&out, "printed").unwrap();
+    assert_eq!(back, cfg);
+}
