@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod client;
 pub mod config;
 pub mod entry;
@@ -28,4 +29,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod positions;
 pub mod server;
+pub mod settings;
 pub mod tail;

@@ -32,9 +32,17 @@ fn counts(mock: &MockLoki) -> HashMap<Vec<u8>, usize> {
 fn assert_each_exactly_once(mock: &MockLoki, expected: &[String]) {
     let c = counts(mock);
     for l in expected {
-        assert_eq!(c.get(l.as_bytes()).copied().unwrap_or(0), 1, "line {l:?}: {c:?}");
+        assert_eq!(
+            c.get(l.as_bytes()).copied().unwrap_or(0),
+            1,
+            "line {l:?}: {c:?}"
+        );
     }
-    assert_eq!(mock.entries().len(), expected.len(), "unexpected extra entries");
+    assert_eq!(
+        mock.entries().len(),
+        expected.len(),
+        "unexpected extra entries"
+    );
 }
 
 fn assert_each_at_least_once(mock: &MockLoki, expected: &[String]) {
@@ -43,7 +51,12 @@ fn assert_each_at_least_once(mock: &MockLoki, expected: &[String]) {
         .iter()
         .filter(|l| !c.contains_key(l.as_bytes()))
         .collect();
-    assert!(missing.is_empty(), "{} lines lost, first: {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} lines lost, first: {:?}",
+        missing.len(),
+        missing.first()
+    );
 }
 
 fn positions_offset(dir: &Path, file: &Path) -> Option<u64> {
@@ -74,13 +87,28 @@ async fn json_lines_become_labelled_entries() {
       - labels: {level: }
       - timestamp: {source: ts, format: RFC3339Nano}
       - output: {source: msg}"#;
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), stages, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        stages,
+        "",
+    );
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    let got = mock.wait_for_entries(2, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    let got = mock
+        .wait_for_entries(2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     let file = log.display().to_string();
     let mut got: Vec<_> = got
         .iter()
-        .map(|e| (e.labels.clone(), e.timestamp_ns, String::from_utf8_lossy(&e.line).into_owned()))
+        .map(|e| {
+            (
+                e.labels.clone(),
+                e.timestamp_ns,
+                String::from_utf8_lossy(&e.line).into_owned(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
@@ -106,11 +134,19 @@ async fn rename_rotation_and_copytruncate_lose_and_duplicate_nothing() {
     let mock = MockLoki::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let first = lines("before", 0..200);
     append(&log, &first);
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    mock.wait_for_entries(200, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(200, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
 
     // Rename rotation with lines written to the old file just before, the new one right after.
     let during_old = lines("old-during", 0..50);
@@ -118,14 +154,22 @@ async fn rename_rotation_and_copytruncate_lose_and_duplicate_nothing() {
     std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
     let during_new = lines("new-after", 0..50);
     append(&log, &during_new);
-    mock.wait_for_entries(300, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(300, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
 
     // copytruncate: wait until everything is shipped, copy, truncate, write more.
     std::fs::copy(&log, dir.path().join("app.log.2")).unwrap();
-    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
     let after_truncate = lines("after-truncate", 0..30);
     append(&log, &after_truncate);
-    mock.wait_for_entries(330, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(330, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
 
     assert!(ft.stop().success());
     let all: Vec<String> = [first, during_old, during_new, after_truncate].concat();
@@ -137,19 +181,33 @@ async fn restart_resumes_exactly_where_it_stopped() {
     let mock = MockLoki::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let first = lines("first", 0..100);
     append(&log, &first);
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    mock.wait_for_entries(100, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(100, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     assert!(ft.stop().success());
     let size = std::fs::metadata(&log).unwrap().len();
-    assert_eq!(positions_offset(dir.path(), &log), Some(size), "final positions write");
+    assert_eq!(
+        positions_offset(dir.path(), &log),
+        Some(size),
+        "final positions write"
+    );
 
     let second = lines("second", 0..100);
     append(&log, &second);
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    mock.wait_for_entries(200, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(200, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     assert!(ft.stop().success());
     assert_each_exactly_once(&mock, &[first, second].concat());
 }
@@ -159,7 +217,13 @@ async fn kill_9_mid_stream_then_restart_delivers_every_line() {
     let mock = MockLoki::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let all = lines("payload", 0..20_000);
     append(&log, &all[..10_000]);
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
@@ -174,7 +238,11 @@ async fn kill_9_mid_stream_then_restart_delivers_every_line() {
         if all.iter().all(|l| c.contains_key(l.as_bytes())) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "lines lost after kill -9:\n{}", ft.stderr());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lines lost after kill -9:\n{}",
+            ft.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ft.stop().success());
@@ -197,9 +265,17 @@ async fn promtail_positions_file_is_picked_up() {
     .unwrap();
     let new = lines("new", 0..10);
     append(&log, &new);
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    mock.wait_for_entries(10, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(10, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     assert!(ft.stop().success());
     assert_each_exactly_once(&mock, &new);
 }
@@ -210,11 +286,19 @@ async fn loki_503_for_a_while_loses_nothing() {
     mock.script((0..5).map(|_| Reply::with_body(503, "ingester unavailable")));
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let all = lines("x", 0..500);
     append(&log, &all);
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    mock.wait_for_entries(500, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(500, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     assert!(ft.stop().success());
     assert_each_exactly_once(&mock, &all);
     assert!(mock.requests().len() >= 6, "the 503s were answered");
@@ -226,11 +310,24 @@ async fn loki_429_with_retry_after_is_retried() {
     mock.script([Reply::with_retry_after(429, "1")]);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
+    // Retry-After is honoured up to backoff_config.max_period: raise it above 1s here.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("max_period: 200ms", "max_period: 5s");
+    std::fs::write(&cfg, text).unwrap();
     let all = lines("y", 0..20);
     append(&log, &all);
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    mock.wait_for_entries(20, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(20, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     let reqs = mock.requests();
     assert!(reqs.len() >= 2, "429 then a retry");
     assert!(
@@ -250,7 +347,13 @@ async fn loki_400_drops_the_batch_and_counts_it() {
     )]);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     append(&log, &lines("rejected", 0..5));
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
     wait_until(WAIT, "the rejected request", || !mock.requests().is_empty());
@@ -261,9 +364,14 @@ async fn loki_400_drops_the_batch_and_counts_it() {
     });
     let later = lines("accepted", 0..5);
     append(&log, &later);
-    mock.wait_for_entries(5, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    mock.wait_for_entries(5, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     let stderr = ft.stderr();
-    assert!(stderr.contains("timestamp too old"), "Loki's message is logged:\n{stderr}");
+    assert!(
+        stderr.contains("timestamp too old"),
+        "Loki's message is logged:\n{stderr}"
+    );
     assert!(ft.stop().success());
     assert_each_exactly_once(&mock, &later);
 }
@@ -283,11 +391,24 @@ async fn a_50_mb_line_without_newline_is_capped_in_bounded_memory() {
         }
         f.write_all(b"\nsmall after\n").unwrap();
     }
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    let got = mock.wait_for_entries(3, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    let got = mock
+        .wait_for_entries(3, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     let lens: Vec<usize> = got.iter().map(|e| e.line.len()).collect();
-    assert_eq!(lens, vec![12, 256 * 1024, 11], "default cap is 256 KiB, truncated");
+    assert_eq!(
+        lens,
+        vec![12, 256 * 1024, 11],
+        "default cap is 256 KiB, truncated"
+    );
     let status = std::fs::read_to_string(format!("/proc/{}/status", ft.pid())).unwrap();
     let hwm_kb: u64 = status
         .lines()
@@ -305,11 +426,23 @@ async fn invalid_utf8_is_shipped_as_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("bin.log");
     std::fs::write(&log, b"ok\n\xff\xfe bad \xc3\x28 bytes\r\n").unwrap();
-    let cfg = config(dir.path(), mock.url().as_str(), &log.display().to_string(), NO_STAGES, "");
+    let cfg = config(
+        dir.path(),
+        mock.url().as_str(),
+        &log.display().to_string(),
+        NO_STAGES,
+        "",
+    );
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
-    let got = mock.wait_for_entries(2, WAIT).await.unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    let got = mock
+        .wait_for_entries(2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     let lines: Vec<&[u8]> = got.iter().map(|e| &e.line[..]).collect();
-    assert_eq!(lines, vec![&b"ok"[..], &b"\xff\xfe bad \xc3\x28 bytes\r"[..]]);
+    assert_eq!(
+        lines,
+        vec![&b"ok"[..], &b"\xff\xfe bad \xc3\x28 bytes\r"[..]]
+    );
     assert!(ft.stop().success());
 }
 
@@ -324,7 +457,11 @@ fn bad_config_exits_1_naming_the_key_and_line() {
     .unwrap();
     let out = run(&[&format!("-config.file={}", cfg.display())]);
     assert_eq!(out.status.code(), Some(1));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("lables"), "names the key: {text}");
     assert!(text.contains("line 6"), "names the line: {text}");
 }
@@ -340,8 +477,15 @@ fn unsupported_target_is_refused_with_its_path() {
     .unwrap();
     let out = run(&[&format!("-config.file={}", cfg.display())]);
     assert_eq!(out.status.code(), Some(1));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("scrape_configs[0].journal is not supported yet"), "{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("scrape_configs[0].journal is not supported yet"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -372,6 +516,10 @@ fn version_and_help_flags() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("ferrotail, version"));
     let out = run(&["-help"]);
-    assert_eq!(out.status.code(), Some(2), "Go flag semantics: -help exits 2");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "Go flag semantics: -help exits 2"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("-config.file"));
 }

@@ -85,7 +85,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
         if let Some(s) = child.try_wait().expect("try_wait") {
             return s;
         }
-        assert!(Instant::now() < deadline, "ferrotail did not exit within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "ferrotail did not exit within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -102,7 +105,10 @@ pub fn run(args: &[&str]) -> Output {
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

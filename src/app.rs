@@ -1,0 +1,302 @@
+//! Wiring of the parts and the ordered start and shutdown.
+//!
+//! Start: metrics → positions (read) → clients → one pipeline task per job → tailer → HTTP
+//! server → positions writer. Shutdown on SIGTERM/SIGINT, within `ferrotail.shutdown_timeout`:
+//! stop reading → let the pipelines drain → flush every client (normal retry policy) → final
+//! positions write. If the deadline passes first, every tracker is frozen *before* the clients
+//! are told to give up, so entries abandoned in flight are not mistaken for acknowledged ones:
+//! they are simply read again at the next start (DESIGN.md contracts 2 and 6).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Clients, DryRunPrinter, Sink};
+use crate::config::Config;
+use crate::entry::Entry;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::positions::{Positions, PositionsWriter};
+use crate::server::{Server, ServerSettings, Status};
+use crate::settings;
+use crate::tail::{TailStatus, Tailer};
+
+/// How the process was asked to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `-dry-run`: print entries instead of pushing them; never write positions.
+    pub dry_run: bool,
+}
+
+/// Batches of entries queued between a job's readers and its pipeline task.
+const PIPELINE_QUEUE: usize = 8;
+
+struct TailerStatus(TailStatus);
+
+impl Status for TailerStatus {
+    fn ready(&self) -> bool {
+        self.0.files_active() > 0
+    }
+    fn targets(&self) -> String {
+        let mut out = String::new();
+        for f in self.0.files() {
+            out.push_str(&format!(
+                "job={} path={} open={} read={} committed={} size={}\n",
+                f.job, f.path, f.open, f.read_offset, f.committed_offset, f.size
+            ));
+        }
+        out
+    }
+}
+
+/// Runs ferrotail until SIGTERM/SIGINT, then shuts down in order.
+pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+
+    let pos_settings = settings::positions(&cfg, opts.dry_run);
+    let positions = {
+        let (s, m) = (pos_settings.clone(), Arc::clone(&metrics));
+        tokio::task::spawn_blocking(move || Positions::open(&s, m))
+            .await
+            .context("opening the positions file")??
+    };
+
+    let budget_bytes = usize::try_from(cfg.ferrotail.inflight_bytes.bytes())
+        .unwrap_or(usize::MAX)
+        .clamp(64 * 1024, Semaphore::MAX_PERMITS);
+    let budget = Arc::new(Semaphore::new(budget_bytes));
+    metrics.inflight_budget_bytes.set(budget_bytes as i64);
+
+    let hard_stop = CancellationToken::new();
+    let sink = if opts.dry_run {
+        print_clients(&cfg);
+        Sink::DryRun(DryRunPrinter::stdout())
+    } else {
+        let clients = settings::clients(&cfg)?;
+        Sink::Loki(
+            Clients::start(clients, Arc::clone(&metrics), hard_stop.clone())
+                .context("starting the Loki clients")?,
+        )
+    };
+    let sink = Arc::new(sink);
+
+    let mut outputs: HashMap<String, mpsc::Sender<Vec<Entry>>> = HashMap::new();
+    let mut pipelines = JoinSet::new();
+    for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+        let pipeline = Pipeline::new(
+            &sc.job_name,
+            &sc.pipeline_stages,
+            &format!("scrape_configs[{i}].pipeline_stages"),
+            Arc::clone(&metrics),
+        )?;
+        let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
+        outputs.insert(sc.job_name.clone(), tx);
+        pipelines.spawn(run_pipeline(pipeline, rx, Arc::clone(&sink)));
+    }
+
+    let targets = settings::file_targets(&cfg, &metrics);
+    let tailer = Tailer::new(
+        targets,
+        settings::tail(&cfg),
+        Arc::clone(&positions),
+        Arc::clone(&budget),
+        Arc::clone(&metrics),
+        outputs,
+    );
+    let status = tailer.status();
+
+    let stop_server = CancellationToken::new();
+    if !cfg.server.disable {
+        let ip: IpAddr = if cfg.server.http_listen_address.is_empty() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            cfg.server.http_listen_address.parse().with_context(|| {
+                format!(
+                    "server.http_listen_address {:?}",
+                    cfg.server.http_listen_address
+                )
+            })?
+        };
+        let server_settings = ServerSettings {
+            listen: SocketAddr::new(ip, cfg.server.http_listen_port),
+            path_prefix: cfg.server.http_path_prefix.clone(),
+            health_check_target: cfg.server.health_check_target.unwrap_or(true),
+            serve_metrics: cfg.server.register_instrumentation || cfg.server.profiling_enabled,
+        };
+        let server = Server::bind(
+            &server_settings,
+            Arc::clone(&metrics),
+            Arc::new(TailerStatus(status.clone())),
+            cfg.to_yaml_masked(),
+        )
+        .await
+        .with_context(|| format!("listening on {}", server_settings.listen))?;
+        tracing::info!(address = %server.local_addr()?, "Server listening.");
+        tokio::spawn(server.run(stop_server.clone()));
+    }
+
+    let stop_writer = CancellationToken::new();
+    let writer = (!opts.dry_run).then(|| {
+        tokio::spawn(
+            PositionsWriter::new(Arc::clone(&positions), pos_settings.sync_period)
+                .run(stop_writer.clone()),
+        )
+    });
+    let gauge = {
+        let (m, b) = (Arc::clone(&metrics), Arc::clone(&budget));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                m.inflight_bytes
+                    .set((budget_bytes - b.available_permits()) as i64);
+            }
+        })
+    };
+
+    let stop_tail = CancellationToken::new();
+    let mut tail_task = tokio::spawn(tailer.run(stop_tail.clone()));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting ferrotail.");
+
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        r = &mut tail_task => {
+            // The tailer only returns on shutdown; if it ended, say so and stop cleanly.
+            tracing::error!(result = ?r.err(), "The tailer stopped unexpectedly.");
+        }
+    }
+    let deadline = Instant::now() + cfg.ferrotail.shutdown_timeout.as_std();
+    tracing::info!("Stopping: reading stops, in-flight entries are flushed.");
+
+    stop_tail.cancel();
+    let drained = tokio::time::timeout_at(deadline.into(), async {
+        let _ = (&mut tail_task).await;
+        while pipelines.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    let flushed = if drained {
+        match Arc::try_unwrap(sink) {
+            Ok(sink) => {
+                let mut flush = tokio::spawn(sink.shutdown());
+                tokio::select! {
+                    _ = &mut flush => true,
+                    _ = tokio::time::sleep_until(deadline.into()) => {
+                        give_up(&positions, &hard_stop);
+                        let _ = tokio::time::timeout(Duration::from_secs(5), flush).await;
+                        false
+                    }
+                }
+            }
+            Err(_) => false,
+        }
+    } else {
+        false
+    };
+    if !flushed {
+        give_up(&positions, &hard_stop);
+        tail_task.abort();
+        pipelines.abort_all();
+        tracing::warn!(
+            "Shutdown deadline reached with entries in flight; they will be read again at the next start."
+        );
+    }
+
+    stop_writer.cancel();
+    if let Some(w) = writer {
+        let _ = w.await;
+    }
+    gauge.abort();
+    if !opts.dry_run {
+        let p = Arc::clone(&positions);
+        match tokio::task::spawn_blocking(move || p.save()).await {
+            Ok(Ok(())) => {}
+            // Already logged and counted by save(); the positions file keeps its last value.
+            Ok(Err(_)) => {}
+            Err(e) => tracing::error!(error = %e, "Final positions write did not run."),
+        }
+    }
+    stop_server.cancel();
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// Promtail's `-dry-run` banner: each client's config (secrets masked).
+fn print_clients(cfg: &Config) {
+    println!("Clients configured:");
+    let masked: serde_yaml::Value =
+        serde_yaml::from_str(&cfg.to_yaml_masked()).unwrap_or(serde_yaml::Value::Null);
+    for key in ["clients", "client"] {
+        let list = match masked.get(key) {
+            Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+            Some(v @ serde_yaml::Value::Mapping(_)) => vec![v.clone()],
+            _ => continue,
+        };
+        for c in list {
+            println!("----------------------");
+            print!("{}", serde_yaml::to_string(&c).unwrap_or_default());
+        }
+    }
+}
+
+/// Freezes every committed position, then tells the clients to stop retrying.
+fn give_up(positions: &Positions, hard_stop: &CancellationToken) {
+    positions.freeze_all();
+    hard_stop.cancel();
+}
+
+async fn run_pipeline(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<Entry>>, sink: Arc<Sink>) {
+    let mut out = Vec::new();
+    let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            batch = rx.recv() => {
+                let Some(batch) = batch else { break };
+                for e in batch {
+                    pipeline.process(e, &mut out);
+                }
+            }
+            _ = flush_tick.tick() => {
+                pipeline.flush(Instant::now(), &mut out);
+            }
+        }
+        if !out.is_empty() {
+            sink.send(std::mem::take(&mut out)).await;
+        }
+    }
+    pipeline.flush_all(&mut out);
+    if !out.is_empty() {
+        sink.send(out).await;
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            tracing::error!("Cannot install signal handlers; stopping on Ctrl-C only.");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP received: configuration reload is not supported yet; restart to apply changes.");
+            }
+        }
+    }
+}
