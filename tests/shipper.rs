@@ -372,6 +372,18 @@ async fn loki_400_drops_the_batch_and_counts_it() {
         stderr.contains("timestamp too old"),
         "Loki's message is logged:\n{stderr}"
     );
+    let metrics = ft.http_get("/metrics");
+    let dropped = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("promtail_dropped_entries_total{")
+                && l.contains("reason=\"ingester_error\"")
+        })
+        .unwrap_or_else(|| panic!("no ingester_error drop series:\n{metrics}"));
+    assert!(
+        dropped.ends_with(" 5"),
+        "5 entries dropped and counted: {dropped}"
+    );
     assert!(ft.stop().success());
     assert_each_exactly_once(&mock, &later);
 }

@@ -20,7 +20,7 @@ use super::LongLineAction;
 
 /// Splits bytes read from a file into lines of at most `cap` bytes.
 #[derive(Debug)]
-pub(crate) struct LineBuffer {
+pub struct LineBuffer {
     /// The unfinished line (its kept prefix once over the cap), then unscanned bytes.
     buf: BytesMut,
     /// `buf[..scanned]` is known to contain no `\n`, so it is not searched again.
@@ -36,7 +36,7 @@ pub(crate) struct LineBuffer {
 
 /// What one call to [`LineBuffer::split_lines`] completed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Split {
+pub struct Split {
     /// Lines completed (emitted, truncated or dropped).
     pub lines: u64,
     /// File bytes of the completed lines, `\n` and discarded bytes included.
@@ -47,7 +47,7 @@ pub(crate) struct Split {
 
 impl LineBuffer {
     /// An empty buffer with line cap `cap` (at least 1).
-    pub(crate) fn new(cap: usize, action: LongLineAction) -> Self {
+    pub fn new(cap: usize, action: LongLineAction) -> Self {
         LineBuffer {
             buf: BytesMut::new(),
             scanned: 0,
@@ -60,7 +60,7 @@ impl LineBuffer {
 
     /// Reads at most `max` bytes from `src`, appending them. Returns how many were read (0 at end
     /// of file).
-    pub(crate) fn read_from<R: Read>(&mut self, src: &mut R, max: usize) -> io::Result<usize> {
+    pub fn read_from<R: Read>(&mut self, src: &mut R, max: usize) -> io::Result<usize> {
         if max == 0 {
             return Ok(0);
         }
@@ -88,13 +88,13 @@ impl LineBuffer {
 
     /// Appends `data` as if it had been read (tests and benchmarks).
     #[cfg(test)]
-    pub(crate) fn extend(&mut self, data: &[u8]) {
+    pub fn extend(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
 
     /// Moves every complete line into `out` (without its `\n`; truncated to the cap, or left out
     /// when the action is `Drop`), then applies the cap to the unfinished line.
-    pub(crate) fn split_lines(&mut self, out: &mut Vec<Bytes>) -> Split {
+    pub fn split_lines(&mut self, out: &mut Vec<Bytes>) -> Split {
         let mut split = Split::default();
         while let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
             let nl = self.scanned + i;
@@ -132,12 +132,12 @@ impl LineBuffer {
     }
 
     /// File bytes read but not yet part of a complete line (held or discarded).
-    pub(crate) fn pending_bytes(&self) -> u64 {
+    pub fn pending_bytes(&self) -> u64 {
         self.buf.len() as u64 + self.discarded
     }
 
     /// Forgets the unfinished line (the file was truncated or replaced under it).
-    pub(crate) fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.buf.clear();
         self.scanned = 0;
         self.overlong = false;
@@ -146,7 +146,7 @@ impl LineBuffer {
 
     /// Bytes allocated for the buffer (what a long line can make it hold).
     #[cfg(test)]
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }
 }

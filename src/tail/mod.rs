@@ -30,7 +30,8 @@
 mod file;
 mod glob;
 mod identity;
-mod line_buffer;
+#[doc(hidden)]
+pub mod line_buffer;
 mod poller;
 mod reader;
 mod status;

@@ -45,6 +45,37 @@ impl Ferrotail {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The HTTP server's address, from its "Server listening." log line (bounded wait).
+    pub fn http_addr(&self) -> String {
+        let mut addr = String::new();
+        wait_until(
+            Duration::from_secs(30),
+            "the server's listening log line",
+            || {
+                let log = self.stderr();
+                if let Some(rest) = log.split("msg=\"Server listening.\" address=").nth(1) {
+                    addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                }
+                !addr.is_empty()
+            },
+        );
+        addr
+    }
+
+    /// GET `path` on the HTTP server; returns the whole response (status line, headers, body).
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http_addr()).expect("connecting");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
     fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(sig)

@@ -1,0 +1,130 @@
+//! Criterion benchmarks of the hot path, one stage at a time:
+//! line splitting, the `json` + `labels` pipeline, and encoding a push (protobuf + snappy).
+//!
+//! ```text
+//! cargo bench --bench hot_path
+//! ```
+//! Inputs are generated here (250-byte JSON lines like the end-to-end benchmark's).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+use ferrotail::client::proto::{Encoder, EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
+use ferrotail::entry::{Ack, Entry, LabelSet, Timestamp};
+use ferrotail::metrics::Metrics;
+use ferrotail::pipeline::Pipeline;
+use ferrotail::tail::LongLineAction;
+use ferrotail::tail::line_buffer::LineBuffer;
+
+fn json_line(i: u64) -> String {
+    let levels = ["info", "debug", "warn", "error"];
+    format!(
+        concat!(
+            r#"{{"time":"2026-11-20T09:{:02}:{:02}.{:09}Z","level":"{}","msg":"request completed","#,
+            r#""method":"GET","path":"/api/v1/orders/{}","status":200,"duration_ms":{},"#,
+            r#""user":"user-{}","trace_id":"{:016x}{:016x}"}}"#
+        ),
+        (i / 60) % 60,
+        i % 60,
+        i % 1_000_000_000,
+        levels[(i % 4) as usize],
+        i % 10_000,
+        i % 997,
+        i % 5_000,
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        i
+    )
+}
+
+fn corpus(lines: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..lines {
+        out.extend_from_slice(json_line(i).as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+fn line_split(c: &mut Criterion) {
+    let data = corpus(40_000);
+    let mut g = c.benchmark_group("line_split");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("64KiB_chunks", |b| {
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            let mut buf = LineBuffer::new(256 * 1024, LongLineAction::Truncate);
+            let mut n = 0u64;
+            for chunk in data.chunks(64 * 1024) {
+                buf.extend(chunk);
+                n += buf.split_lines(&mut out).lines;
+                out.clear();
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
+fn pipeline_json_labels(c: &mut Criterion) {
+    let stages: Vec<serde_yaml::Value> = serde_yaml::from_str(
+        "- json:\n    expressions: {level: level, status: status}\n- labels:\n    level:\n",
+    )
+    .expect("stage YAML");
+    let mut pipeline =
+        Pipeline::new("bench", &stages, "bench", Arc::new(Metrics::new())).expect("pipeline");
+    let labels = LabelSet::from_pairs([("job", "bench"), ("filename", "/var/log/app.log")]);
+    let lines: Vec<Bytes> = (0..1000).map(|i| Bytes::from(json_line(i))).collect();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("json_labels_1000_lines", |b| {
+        let mut out = Vec::with_capacity(lines.len());
+        b.iter(|| {
+            for l in &lines {
+                let e = Entry::new(labels.clone(), Timestamp(0), l.clone(), Ack::none());
+                pipeline.process(e, &mut out);
+            }
+            let n = out.len();
+            out.clear();
+            n
+        })
+    });
+    g.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    // One 1 MiB batch: 4 streams of ~1,050 entries of ~250 bytes.
+    let streams: Vec<StreamAdapter> = (0..4)
+        .map(|s| StreamAdapter {
+            labels: format!(r#"{{filename="/var/log/app.log", job="bench", level="l{s}"}}"#),
+            entries: (0..1050)
+                .map(|i| EntryAdapter {
+                    timestamp: Some(ProtoTimestamp {
+                        seconds: 1_795_166_102 + i,
+                        nanos: (i as i32) * 1000,
+                    }),
+                    line: Bytes::from(json_line(i as u64 * 4 + s)),
+                    structured_metadata: Vec::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    let req = PushRequest { streams };
+    let raw: u64 = req
+        .streams
+        .iter()
+        .flat_map(|s| s.entries.iter())
+        .map(|e| e.line.len() as u64)
+        .sum();
+    let mut encoder = Encoder::new();
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Bytes(raw));
+    g.bench_function("protobuf_snappy_1MiB_batch", |b| {
+        b.iter(|| encoder.encode(&req).expect("encode").len())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, line_split, pipeline_json_labels, encode);
+criterion_main!(benches);
