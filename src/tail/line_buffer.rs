@@ -87,7 +87,6 @@ impl LineBuffer {
     }
 
     /// Appends `data` as if it had been read (tests and benchmarks).
-    #[cfg(test)]
     pub fn extend(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
