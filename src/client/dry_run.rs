@@ -5,6 +5,10 @@
 //! `2006-01-02T15:04:05.999999999-0700` (trailing zeros of the fraction dropped), the labels as
 //! `{a="b", c="d"}` with every label (reserved ones included), the line as its raw bytes.
 //! Timestamp and labels are blue and yellow when colours are on (stdout is a terminal).
+//!
+//! Promtail does not print structured metadata; ferrotail adds it to the labels field, as
+//! ` structured_metadata={k="v"}`, only when the entry has some, so output without it is
+//! byte-for-byte Promtail's and the line stays the last tab-separated field.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -12,7 +16,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Local};
 
-use crate::entry::{Entry, LabelSet, go_quote_into};
+use crate::entry::{Entry, go_quote_into};
 
 const BLUE: &str = "\x1b[34m";
 const YELLOW: &str = "\x1b[33m";
@@ -64,7 +68,16 @@ impl DryRunPrinter {
             if self.colour {
                 text.push_str(YELLOW);
             }
-            format_labels(&mut text, &e.labels);
+            format_labels(&mut text, e.labels.iter());
+            if !e.structured_metadata.is_empty() {
+                text.push_str(" structured_metadata=");
+                format_labels(
+                    &mut text,
+                    e.structured_metadata
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+            }
             if self.colour {
                 text.push_str(RESET);
             }
@@ -114,10 +127,10 @@ where
     let _ = write!(out, "{}", t.format("%z"));
 }
 
-/// Every label, sorted, `{a="b", c="d"}` (Prometheus' `LabelSet.String()`).
-fn format_labels(out: &mut String, labels: &LabelSet) {
+/// Pairs as `{a="b", c="d"}` (Prometheus' `LabelSet.String()` when given a sorted label set).
+fn format_labels<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
     out.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
+    for (i, (k, v)) in pairs.enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
@@ -131,7 +144,7 @@ fn format_labels(out: &mut String, labels: &LabelSet) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{Ack, Timestamp};
+    use crate::entry::{Ack, LabelSet, Timestamp};
     use crate::positions::acks::Tracker;
     use bytes::Bytes;
     use chrono::FixedOffset;
@@ -214,5 +227,29 @@ mod tests {
             text.starts_with(BLUE) && text.contains(YELLOW) && text.ends_with("\tl\n"),
             "{text:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn structured_metadata_is_shown_only_when_present() {
+        let out = Shared::default();
+        let p = DryRunPrinter::new(Box::new(out.clone()), false);
+        let mut e = Entry::new(
+            LabelSet::from_pairs([("job", "a")]),
+            Timestamp(0),
+            Bytes::from_static(b"with\ttab"),
+            Ack::none(),
+        );
+        e.structured_metadata = vec![
+            ("trace_id".to_owned(), "abc".to_owned()),
+            ("pod".to_owned(), "p\"1".to_owned()),
+        ];
+        p.send(vec![e]).await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let fields: Vec<&str> = text.splitn(3, '\t').collect();
+        assert_eq!(
+            fields[1],
+            r#"{job="a"} structured_metadata={trace_id="abc", pod="p\"1"}"#
+        );
+        assert_eq!(fields[2], "with\ttab\n");
     }
 }

@@ -313,6 +313,10 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
     if cfg.wal.enabled {
         not_supported(&mut problems, "wal");
     }
+    // Accepting it without serving `/reload` would let a deployment believe reloads work.
+    if cfg.server.enable_runtime_reload {
+        not_supported(&mut problems, "server.enable_runtime_reload: true");
+    }
     if cfg.inspect {
         not_supported(&mut problems, "-inspect");
     }

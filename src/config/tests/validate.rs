@@ -32,6 +32,27 @@ fn appendix_c_targets_are_refused_by_path() {
 }
 
 #[test]
+fn runtime_reload_is_refused_not_ignored() {
+    let p = problems(&parse(&file_job("").replace(
+        CLIENT,
+        &format!("{CLIENT}server: {{enable_runtime_reload: true}}\n"),
+    )));
+    assert_eq!(
+        p,
+        ["server.enable_runtime_reload: true is not supported yet"]
+    );
+    let mut cfg = parse(&file_job(""));
+    apply_flags(
+        &mut cfg,
+        &Flags::parse(["-server.enable-runtime-reload".to_owned()]).unwrap(),
+    );
+    assert_eq!(
+        problems(&cfg),
+        ["server.enable_runtime_reload: true is not supported yet"]
+    );
+}
+
+#[test]
 fn all_refusals_are_reported_together() {
     let text = "\
 server:
