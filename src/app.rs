@@ -253,13 +253,24 @@ fn give_up(positions: &Positions, hard_stop: &CancellationToken) {
 
 async fn run_pipeline(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<Entry>>, sink: Arc<Sink>) {
     let mut out = Vec::new();
+    let blocking = pipeline.may_block();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                for e in batch {
-                    pipeline.process(e, &mut out);
+                if blocking {
+                    // A `limit` stage that waits for its rate would stall a runtime worker;
+                    // hand the worker's other tasks away while this one blocks.
+                    tokio::task::block_in_place(|| {
+                        for e in batch {
+                            pipeline.process(e, &mut out);
+                        }
+                    });
+                } else {
+                    for e in batch {
+                        pipeline.process(e, &mut out);
+                    }
                 }
             }
             _ = flush_tick.tick() => {

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use serde_yaml::Value;
 
-use crate::entry::Entry;
+use crate::entry::{Entry, LabelSet};
 use crate::metrics::Metrics;
 
 pub mod decode;
@@ -29,6 +29,7 @@ pub mod jsonscan;
 pub mod jsonx;
 pub mod lru;
 pub mod memo;
+pub mod re2;
 pub mod stage;
 pub mod stages;
 
@@ -95,6 +96,8 @@ pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
     /// A spare extracted map, so its allocation is reused from line to line.
     spare: Option<Extracted>,
+    /// Reused buffer of finished entries.
+    scratch: Vec<PipelineEntry>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -119,71 +122,146 @@ fn yaml_inline(v: &Value) -> String {
     }
 }
 
+/// Builds the stages of a `pipeline_stages` list (also the nested `stages` of `match`).
+/// `yaml_path` is where the list is in the config (e.g. `scrape_configs[0].pipeline_stages`);
+/// errors name `<yaml_path>[i].<stage>`.
+pub fn build_stages(
+    job: &str,
+    stages: &[Value],
+    yaml_path: &str,
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<Box<dyn Stage>>, PipelineError> {
+    let mut built = Vec::with_capacity(stages.len());
+    for (i, element) in stages.iter().enumerate() {
+        let path = format!("{yaml_path}[{i}]");
+        let map = match element {
+            Value::Tagged(t) => t.value.as_mapping(),
+            other => other.as_mapping(),
+        };
+        let Some(map) = map else {
+            return Err(PipelineError::NotAMapping {
+                path,
+                stage: yaml_inline(element),
+            });
+        };
+        if map.len() > 1 {
+            return Err(PipelineError::TooManyKeys { path });
+        }
+        // An empty mapping (`- {}`) is no stage at all; Promtail accepts it the same way.
+        let Some((key, body)) = map.iter().next() else {
+            continue;
+        };
+        let Some(name) = key.as_str() else {
+            return Err(PipelineError::KeyNotString { path });
+        };
+        let Some(ty) = StageType::from_name(name) else {
+            return Err(PipelineError::UnknownStage {
+                path,
+                stage: name.to_string(),
+            });
+        };
+        let cx = BuildContext {
+            job: job.to_string(),
+            path: format!("{path}.{name}"),
+            metrics: Arc::clone(metrics),
+        };
+        match stages::build(ty, body, &cx) {
+            Ok(stage) => built.push(stage),
+            Err(stages::BuildError::NotSupported) => {
+                return Err(PipelineError::NotSupported {
+                    path,
+                    stage: name.to_string(),
+                });
+            }
+            Err(stages::BuildError::Invalid(reason)) => {
+                return Err(PipelineError::InvalidConfig {
+                    path,
+                    stage: name.to_string(),
+                    reason,
+                });
+            }
+            Err(stages::BuildError::Nested(e)) => return Err(*e),
+        }
+    }
+    Ok(built)
+}
+
+/// Runs `pe` through `stages[from..]`, pushing what comes out to `out` (entries released by
+/// buffering stages first, in stream order). A dropped or held entry's extracted map goes to
+/// `spare` for reuse.
+pub fn run_stages(
+    stages: &mut [Box<dyn Stage>],
+    from: usize,
+    mut pe: PipelineEntry,
+    out: &mut Vec<PipelineEntry>,
+    spare: &mut Option<Extracted>,
+) {
+    for i in from..stages.len() {
+        let mut released = Vec::new();
+        let outcome = stages[i].process(&mut pe, &mut released);
+        // Entries a buffering stage released come before this one.
+        for earlier in released {
+            run_stages(stages, i + 1, earlier, out, spare);
+        }
+        match outcome {
+            Outcome::Keep => {}
+            Outcome::Drop(_) | Outcome::Held => {
+                if spare.is_none() {
+                    *spare = Some(pe.extracted);
+                }
+                return; // dropping `pe.entry` here acknowledges it
+            }
+        }
+    }
+    out.push(pe);
+}
+
+/// Releases held entries of `stages` (timed out at `now`, or all when `None`) through the
+/// stages after the one that held them.
+pub fn flush_stages(
+    stages: &mut [Box<dyn Stage>],
+    now: Option<Instant>,
+    out: &mut Vec<PipelineEntry>,
+    spare: &mut Option<Extracted>,
+) {
+    for i in 0..stages.len() {
+        let mut released = Vec::new();
+        stages[i].flush(now, &mut released);
+        for pe in released {
+            run_stages(stages, i + 1, pe, out, spare);
+        }
+    }
+}
+
+/// Releases what `stages` hold for the stream `labels` through the stages after them.
+pub fn flush_stream_stages(
+    stages: &mut [Box<dyn Stage>],
+    labels: &LabelSet,
+    out: &mut Vec<PipelineEntry>,
+    spare: &mut Option<Extracted>,
+) {
+    for i in 0..stages.len() {
+        let mut released = Vec::new();
+        stages[i].flush_stream(labels, &mut released);
+        for pe in released {
+            run_stages(stages, i + 1, pe, out, spare);
+        }
+    }
+}
+
 impl Pipeline {
-    /// Builds the pipeline of job `job` from its `pipeline_stages` list. `yaml_path` is where
-    /// the list is in the config (e.g. `scrape_configs[0].pipeline_stages`); errors name
-    /// `<yaml_path>[i].<stage>`.
+    /// Builds the pipeline of job `job` from its `pipeline_stages` list (see [`build_stages`]).
     pub fn new(
         job: &str,
         stages: &[Value],
         yaml_path: &str,
         metrics: Arc<Metrics>,
     ) -> Result<Pipeline, PipelineError> {
-        let mut built = Vec::with_capacity(stages.len());
-        for (i, element) in stages.iter().enumerate() {
-            let path = format!("{yaml_path}[{i}]");
-            let map = match element {
-                Value::Tagged(t) => t.value.as_mapping(),
-                other => other.as_mapping(),
-            };
-            let Some(map) = map else {
-                return Err(PipelineError::NotAMapping {
-                    path,
-                    stage: yaml_inline(element),
-                });
-            };
-            if map.len() > 1 {
-                return Err(PipelineError::TooManyKeys { path });
-            }
-            // An empty mapping (`- {}`) is no stage at all; Promtail accepts it the same way.
-            let Some((key, body)) = map.iter().next() else {
-                continue;
-            };
-            let Some(name) = key.as_str() else {
-                return Err(PipelineError::KeyNotString { path });
-            };
-            let Some(ty) = StageType::from_name(name) else {
-                return Err(PipelineError::UnknownStage {
-                    path,
-                    stage: name.to_string(),
-                });
-            };
-            let cx = BuildContext {
-                job: job.to_string(),
-                path: format!("{path}.{name}"),
-                metrics: Arc::clone(&metrics),
-            };
-            match stages::build(ty, body, &cx) {
-                Ok(stage) => built.push(stage),
-                Err(stages::BuildError::NotSupported) => {
-                    return Err(PipelineError::NotSupported {
-                        path,
-                        stage: name.to_string(),
-                    });
-                }
-                Err(stages::BuildError::Invalid(reason)) => {
-                    return Err(PipelineError::InvalidConfig {
-                        path,
-                        stage: name.to_string(),
-                        reason,
-                    });
-                }
-            }
-        }
         Ok(Pipeline {
             job: job.to_string(),
-            stages: built,
+            stages: build_stages(job, stages, yaml_path, &metrics)?,
             spare: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -202,6 +280,11 @@ impl Pipeline {
         self.stages.is_empty()
     }
 
+    /// Whether a stage may block the calling thread (see [`Stage::may_block`]).
+    pub fn may_block(&self) -> bool {
+        self.stages.iter().any(|s| s.may_block())
+    }
+
     /// Runs one entry through every stage and pushes what comes out to `out`: usually the one
     /// entry, none when a stage dropped it (counted) or holds it, several when a buffering stage
     /// released earlier entries.
@@ -212,54 +295,50 @@ impl Pipeline {
         }
         let mut extracted = self.spare.take().unwrap_or_default();
         extracted.reset(entry.labels.clone());
-        self.run(0, PipelineEntry { entry, extracted }, out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        run_stages(
+            &mut self.stages,
+            0,
+            PipelineEntry { entry, extracted },
+            &mut scratch,
+            &mut self.spare,
+        );
+        self.drain(&mut scratch, out);
+        self.scratch = scratch;
     }
 
     /// Releases the entries buffering stages have held past their timeout at `now`, through
     /// the stages after them.
     pub fn flush(&mut self, now: Instant, out: &mut Vec<Entry>) {
-        self.flush_inner(Some(now), out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        flush_stages(&mut self.stages, Some(now), &mut scratch, &mut self.spare);
+        self.drain(&mut scratch, out);
+        self.scratch = scratch;
     }
 
     /// Releases every held entry (end of input, shutdown).
     pub fn flush_all(&mut self, out: &mut Vec<Entry>) {
-        self.flush_inner(None, out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        flush_stages(&mut self.stages, None, &mut scratch, &mut self.spare);
+        self.drain(&mut scratch, out);
+        self.scratch = scratch;
     }
 
-    fn flush_inner(&mut self, now: Option<Instant>, out: &mut Vec<Entry>) {
-        for i in 0..self.stages.len() {
-            let mut released = Vec::new();
-            self.stages[i].flush(now, &mut released);
-            for pe in released {
-                self.run(i + 1, pe, out);
-            }
-        }
+    /// Releases every entry held for the stream `labels` (its file was released).
+    pub fn flush_stream(&mut self, labels: &LabelSet, out: &mut Vec<Entry>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        flush_stream_stages(&mut self.stages, labels, &mut scratch, &mut self.spare);
+        self.drain(&mut scratch, out);
+        self.scratch = scratch;
     }
 
-    /// Runs `pe` through stages `from..`.
-    fn run(&mut self, from: usize, mut pe: PipelineEntry, out: &mut Vec<Entry>) {
-        for i in from..self.stages.len() {
-            let mut released = Vec::new();
-            let outcome = self.stages[i].process(&mut pe, &mut released);
-            // Entries a buffering stage released come before this one.
-            for earlier in released {
-                self.run(i + 1, earlier, out);
+    /// Moves finished entries to `out`, keeping one extracted map for reuse.
+    fn drain(&mut self, scratch: &mut Vec<PipelineEntry>, out: &mut Vec<Entry>) {
+        for pe in scratch.drain(..) {
+            if self.spare.is_none() {
+                self.spare = Some(pe.extracted);
             }
-            match outcome {
-                Outcome::Keep => {}
-                Outcome::Drop(_) | Outcome::Held => {
-                    self.recycle(pe.extracted);
-                    return; // dropping `pe.entry` here acknowledges it
-                }
-            }
-        }
-        self.recycle(pe.extracted);
-        out.push(pe.entry);
-    }
-
-    fn recycle(&mut self, extracted: Extracted) {
-        if self.spare.is_none() {
-            self.spare = Some(extracted);
+            out.push(pe.entry);
         }
     }
 }

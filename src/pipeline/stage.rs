@@ -14,7 +14,7 @@ use std::time::Instant;
 use prometheus::IntCounter;
 
 use super::extracted::Extracted;
-use crate::entry::Entry;
+use crate::entry::{Entry, LabelSet};
 use crate::metrics::Metrics;
 
 /// An entry on its way through the pipeline, with the extracted map of its stages.
@@ -64,6 +64,20 @@ pub trait Stage: Send {
     /// those whose wait has timed out at `now`. Stateless stages hold nothing.
     fn flush(&mut self, now: Option<Instant>, released: &mut Vec<PipelineEntry>) {
         let _ = (now, released);
+    }
+
+    /// Releases what is held for the one stream whose initial labels are `labels` (its file
+    /// was released: end of a rotated file, deletion, target gone). Stages that hold entries
+    /// per stream release that stream's; containers of stages (`match`) forward the call.
+    fn flush_stream(&mut self, labels: &LabelSet, released: &mut Vec<PipelineEntry>) {
+        let _ = (labels, released);
+    }
+
+    /// Whether `process` may block the calling thread (the `limit` stage without `drop`
+    /// waits for its rate). The runtime then runs the pipeline with
+    /// `tokio::task::block_in_place`.
+    fn may_block(&self) -> bool {
+        false
     }
 }
 

@@ -90,6 +90,8 @@ pub enum BuildError {
     NotSupported,
     /// The body is invalid (the text is Promtail's where Promtail has one).
     Invalid(String),
+    /// A nested stage list (`match`'s `stages`) failed; its error names its own path.
+    Nested(Box<super::PipelineError>),
 }
 
 impl From<String> for BuildError {
