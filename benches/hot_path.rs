@@ -93,6 +93,57 @@ fn pipeline_json_labels(c: &mut Criterion) {
     g.finish();
 }
 
+/// Runs `lines` (one stream) through the pipeline of `yaml`, flushing what buffering stages
+/// hold at the end of each iteration.
+fn bench_pipeline_lines(c: &mut Criterion, name: &str, yaml: &str, lines: Vec<Bytes>) {
+    let stages: Vec<serde_yaml::Value> = serde_yaml::from_str(yaml).expect("stage YAML");
+    let mut pipeline =
+        Pipeline::new("bench", &stages, "bench", Arc::new(Metrics::new())).expect("pipeline");
+    let labels = LabelSet::from_pairs([("job", "bench"), ("filename", "/var/log/app.log")]);
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function(name, |b| {
+        let mut out = Vec::with_capacity(lines.len());
+        b.iter(|| {
+            for l in &lines {
+                let e = Entry::new(labels.clone(), Timestamp(0), l.clone(), Ack::none());
+                pipeline.process(e, &mut out);
+            }
+            pipeline.flush_all(&mut out);
+            let n = out.len();
+            out.clear();
+            n
+        })
+    });
+    g.finish();
+}
+
+/// `multiline` over 1000 lines: blocks of one log line and a 9-line stack trace.
+fn pipeline_multiline(c: &mut Criterion) {
+    let lines = (0..1000u64)
+        .map(|i| {
+            Bytes::from(if i % 10 == 0 {
+                format!(
+                    "[2026-11-20 09:{:02}:{:02}] ERROR request {i} failed",
+                    (i / 60) % 60,
+                    i % 60
+                )
+            } else {
+                format!(
+                    "\tat com.example.Service.method{i}(Service.java:{})",
+                    i % 997
+                )
+            })
+        })
+        .collect();
+    bench_pipeline_lines(
+        c,
+        "multiline_1000_lines",
+        "- multiline:\n    firstline: '^\\[\\d{4}-\\d{2}-\\d{2}'\n",
+        lines,
+    );
+}
+
 fn encode(c: &mut Criterion) {
     // One 1 MiB batch: 4 streams of ~1,050 entries of ~250 bytes.
     let streams: Vec<StreamAdapter> = (0..4)
@@ -126,5 +177,11 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, line_split, pipeline_json_labels, encode);
+criterion_group!(
+    benches,
+    line_split,
+    pipeline_json_labels,
+    pipeline_multiline,
+    encode
+);
 criterion_main!(benches);

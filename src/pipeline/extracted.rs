@@ -213,6 +213,13 @@ impl Extracted {
         self.seed = labels;
     }
 
+    /// The labels the map was seeded with (the entry's labels when it entered the pipeline, or
+    /// when a `match` stage re-seeded it). Buffering stages use it to know which stream a held
+    /// entry came from.
+    pub fn seed(&self) -> &LabelSet {
+        &self.seed
+    }
+
     fn slot(&self, key: &str) -> Option<&Slot> {
         self.written.iter().find(|(k, _)| &**k == key)
     }

@@ -170,13 +170,17 @@ impl Ack {
         self.0 = match (mine, other.0) {
             (a, AckRepr::None) => a,
             (AckRepr::None, b) => b,
+            // Consecutive lines of one chunk: the chunk is held once.
+            (AckRepr::One(a), AckRepr::One(b)) if Arc::ptr_eq(&a, &b) => AckRepr::One(a),
             (AckRepr::One(a), AckRepr::One(b)) => AckRepr::Many(vec![a, b]),
             (AckRepr::One(a), AckRepr::Many(mut b)) => {
                 b.insert(0, a);
                 AckRepr::Many(b)
             }
             (AckRepr::Many(mut a), AckRepr::One(b)) => {
-                a.push(b);
+                if !a.last().is_some_and(|last| Arc::ptr_eq(last, &b)) {
+                    a.push(b);
+                }
                 AckRepr::Many(a)
             }
             (AckRepr::Many(mut a), AckRepr::Many(b)) => {
@@ -230,6 +234,23 @@ mod tests {
         a.merge(b);
         assert_eq!(t.committed(), 0);
         drop(a);
+        assert_eq!(t.committed(), 9);
+    }
+
+    #[test]
+    fn merging_lines_of_one_chunk_holds_it_once() {
+        let t = Tracker::new(0);
+        let a = t.chunk(5, None);
+        let mut m = a.clone();
+        m.merge(a.clone());
+        m.merge(a);
+        assert!(matches!(m.0, AckRepr::One(_)));
+        let b = t.chunk(9, None);
+        m.merge(b.clone());
+        m.merge(b);
+        assert!(matches!(&m.0, AckRepr::Many(v) if v.len() == 2));
+        assert_eq!(t.committed(), 0);
+        drop(m);
         assert_eq!(t.committed(), 9);
     }
 

@@ -11,6 +11,7 @@ pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
+pub mod multiline;
 pub mod output;
 pub mod static_labels;
 pub mod structured_metadata;
@@ -120,8 +121,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         )?),
         Output => Box::new(output::OutputStage::build(body, cx)?),
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
-        Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Metrics | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Multiline => Box::new(multiline::MultilineStage::build(body, cx)?),
+        Docker | Cri | Regex | Logfmt | Replace | Template | Pack | Decolorize | Metrics
+        | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
