@@ -19,13 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Clients, DryRunPrinter, Sink};
 use crate::config::Config;
-use crate::entry::Entry;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::positions::{Positions, PositionsWriter};
 use crate::server::{Server, ServerSettings, Status};
 use crate::settings;
-use crate::tail::{TailStatus, Tailer};
+use crate::tail::{TailEvent, TailStatus, Tailer};
 
 /// How the process was asked to run.
 #[derive(Clone, Debug, Default)]
@@ -86,7 +85,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     };
     let sink = Arc::new(sink);
 
-    let mut outputs: HashMap<String, mpsc::Sender<Vec<Entry>>> = HashMap::new();
+    let mut outputs: HashMap<String, mpsc::Sender<TailEvent>> = HashMap::new();
     let mut pipelines = JoinSet::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         let pipeline = Pipeline::new(
@@ -251,26 +250,33 @@ fn give_up(positions: &Positions, hard_stop: &CancellationToken) {
     hard_stop.cancel();
 }
 
-async fn run_pipeline(mut pipeline: Pipeline, mut rx: mpsc::Receiver<Vec<Entry>>, sink: Arc<Sink>) {
+/// Runs one job's pipeline on the events of its readers until the channel closes, then sends
+/// on whatever buffering stages still hold.
+async fn run_pipeline(mut pipeline: Pipeline, mut rx: mpsc::Receiver<TailEvent>, sink: Arc<Sink>) {
     let mut out = Vec::new();
     let blocking = pipeline.may_block();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            batch = rx.recv() => {
-                let Some(batch) = batch else { break };
-                if blocking {
-                    // A `limit` stage that waits for its rate would stall a runtime worker;
-                    // hand the worker's other tasks away while this one blocks.
-                    tokio::task::block_in_place(|| {
-                        for e in batch {
-                            pipeline.process(e, &mut out);
+            event = rx.recv() => {
+                match event {
+                    None => break,
+                    Some(TailEvent::Entries(batch)) => {
+                        if blocking {
+                            // A `limit` stage that waits for its rate would stall a runtime
+                            // worker; hand the worker's other tasks away while this one blocks.
+                            tokio::task::block_in_place(|| {
+                                for e in batch {
+                                    pipeline.process(e, &mut out);
+                                }
+                            });
+                        } else {
+                            for e in batch {
+                                pipeline.process(e, &mut out);
+                            }
                         }
-                    });
-                } else {
-                    for e in batch {
-                        pipeline.process(e, &mut out);
                     }
+                    Some(TailEvent::Released(labels)) => pipeline.flush_stream(&labels, &mut out),
                 }
             }
             _ = flush_tick.tick() => {
@@ -309,5 +315,71 @@ async fn shutdown_signal() {
                 tracing::warn!("SIGHUP received: configuration reload is not supported yet; restart to apply changes.");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::client::DryRunPrinter;
+    use crate::entry::{Ack, Entry, LabelSet, Timestamp};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn entries(labels: &LabelSet, lines: &[&'static str]) -> TailEvent {
+        TailEvent::Entries(
+            lines
+                .iter()
+                .map(|l| Entry::new(labels.clone(), Timestamp(0), Bytes::from(*l), Ack::none()))
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_released_file_sends_on_what_its_stream_holds() {
+        let stages: Vec<serde_yaml::Value> =
+            serde_yaml::from_str("- multiline:\n    firstline: '^F'\n").unwrap();
+        let pipeline = Pipeline::new("j", &stages, "p", Arc::new(Metrics::new())).unwrap();
+        let captured = Captured::default();
+        let sink = Arc::new(Sink::DryRun(DryRunPrinter::new(
+            Box::new(captured.clone()),
+            false,
+        )));
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(run_pipeline(pipeline, rx, Arc::clone(&sink)));
+        let a = LabelSet::from_pairs([("filename", "a.log")]);
+        let b = LabelSet::from_pairs([("filename", "b.log")]);
+        tx.send(entries(&a, &["F a", "a2"])).await.unwrap();
+        tx.send(entries(&b, &["F b", "b2"])).await.unwrap();
+        tx.send(TailEvent::Released(a.clone())).await.unwrap();
+        // a's stream is gone: this line passes through instead of joining a's block.
+        tx.send(entries(&a, &["late"])).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let pos = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} not in {text:?}"))
+        };
+        assert!(pos("F a\na2") < pos("late"), "{text}");
+        assert!(pos("late") < pos("F b\nb2"), "{text}");
+        assert!(!text.contains("a2\nlate"), "{text}");
     }
 }

@@ -6,6 +6,7 @@
 //!               ├─ poller: one stat() per idle file per poll interval, wakes readers on change
 //!               └─ readers (one tokio task per open file; reads in spawn_blocking)
 //!                     budget permits ─► read chunk ─► LineBuffer ─► Vec<Entry> ─► job channel
+//!                     (then `Released(labels)` when the reader lets its file go)
 //! ```
 //!
 //! Invariants:
@@ -43,11 +44,22 @@ mod tests;
 
 use std::time::Duration;
 
-use crate::entry::LabelSet;
+use crate::entry::{Entry, LabelSet};
 
 pub use glob::{GlobError, check_glob};
 pub use status::{FileStatus, TailStatus};
 pub use tailer::Tailer;
+
+/// What the tailer sends to a job's pipeline task.
+#[derive(Debug)]
+pub enum TailEvent {
+    /// The entries of one read chunk, in file order.
+    Entries(Vec<Entry>),
+    /// A file was released (deleted, no longer matched, or its reader failed): nothing more will
+    /// come from the stream with these initial labels (target labels plus `filename`) until the
+    /// file is read again, so buffering stages send on what they hold for it.
+    Released(LabelSet),
+}
 
 /// One file target: a glob of files to tail and the labels of their entries.
 #[derive(Clone, Debug)]

@@ -19,7 +19,11 @@
 //!   reader blocked by backpressure holds no read data;
 //! - rotation: the path's new identity is seen first, then the old descriptor is read to its
 //!   end, so everything written to the old file before the rotation was noticed is read once;
-//! - on shutdown the tracker stays attached to positions (acks during the flush still commit).
+//! - on shutdown the tracker stays attached to positions (acks during the flush still commit);
+//! - a reader that lets its file go (deleted, no longer matched, failed) says so with
+//!   `TailEvent::Released(labels)` after its last entries, so the pipeline sends on the blocks
+//!   buffering stages hold for it. A rotation is not a release: the same stream goes on in the
+//!   new file (Promtail does not cut a multiline block there either).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,10 +32,10 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::TailSettings;
 use super::file::{OpenFile, Round, Split};
 use super::poller::PollSlot;
 use super::status::ReaderShared;
+use super::{TailEvent, TailSettings};
 use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
 use crate::positions::Positions;
@@ -69,7 +73,7 @@ pub(crate) struct ReaderCtx {
     /// Blocking rounds in progress at once, over all readers (bounds the threads used).
     pub(crate) io_slots: Arc<Semaphore>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) output: mpsc::Sender<Vec<Entry>>,
+    pub(crate) output: mpsc::Sender<TailEvent>,
     pub(crate) shared: Arc<ReaderShared>,
     pub(crate) slot: Arc<PollSlot>,
 }
@@ -115,6 +119,15 @@ pub(crate) async fn run(
     let exit = reader.read_loop(of).await;
     ctx.metrics.files_active.dec();
     ctx.shared.set_tracker(None);
+    if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Failed) {
+        // Buffering stages (`multiline`, `cri`) send on what they hold for this file. At
+        // shutdown the pipeline flushes everything anyway, so do not wait for room then.
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {}
+            _ = ctx.output.send(TailEvent::Released(ctx.labels.clone())) => {}
+        }
+    }
     exit
 }
 
@@ -331,7 +344,7 @@ impl Reader<'_> {
                 .drain(..)
                 .map(|line| Entry::new(self.ctx.labels.clone(), ts, line, ack.clone()))
                 .collect();
-            slot.send(entries);
+            slot.send(TailEvent::Entries(entries));
         }
         self.fm.read_lines.inc_by(split.lines);
         self.fm.read_bytes.set(gauge_value(end));

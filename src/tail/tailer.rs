@@ -26,8 +26,8 @@ use super::glob::PathMatcher;
 use super::poller::{PollSlot, Poller};
 use super::reader::{self, Exit, ReaderCtx};
 use super::status::{ReaderShared, TailStatus};
-use super::{FileTarget, TailSettings};
-use crate::entry::{Entry, LabelSet};
+use super::{FileTarget, TailEvent, TailSettings};
+use crate::entry::LabelSet;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 
@@ -43,7 +43,7 @@ pub struct Tailer {
     budget: Arc<Semaphore>,
     budget_cap: usize,
     metrics: Arc<Metrics>,
-    outputs: HashMap<String, mpsc::Sender<Vec<Entry>>>,
+    outputs: HashMap<String, mpsc::Sender<TailEvent>>,
     status: TailStatus,
 }
 
@@ -57,7 +57,7 @@ impl Tailer {
         positions: Arc<Positions>,
         budget: Arc<Semaphore>,
         metrics: Arc<Metrics>,
-        outputs: HashMap<String, mpsc::Sender<Vec<Entry>>>,
+        outputs: HashMap<String, mpsc::Sender<TailEvent>>,
     ) -> Self {
         let budget_cap = budget.available_permits().clamp(1, u32::MAX as usize);
         Tailer {
@@ -182,7 +182,7 @@ impl Tailer {
 struct Target {
     job: String,
     labels: LabelSet,
-    output: mpsc::Sender<Vec<Entry>>,
+    output: mpsc::Sender<TailEvent>,
 }
 
 /// What every reader gets a handle on.

@@ -41,7 +41,9 @@ struct Harness {
     positions: Arc<Positions>,
     budget: Arc<Semaphore>,
     metrics: Arc<Metrics>,
-    rx: HashMap<String, mpsc::Receiver<Vec<Entry>>>,
+    rx: HashMap<String, mpsc::Receiver<TailEvent>>,
+    /// Streams released so far (in order).
+    released: Vec<LabelSet>,
     shutdown: CancellationToken,
     run: Option<JoinHandle<()>>,
     status: TailStatus,
@@ -91,6 +93,7 @@ impl Harness {
             run: Some(run),
             status,
             pending: HashMap::new(),
+            released: Vec::new(),
         }
     }
 
@@ -102,10 +105,11 @@ impl Harness {
             }
             let rx = self.rx.get_mut(job).expect("job has a channel");
             match tokio::time::timeout(WAIT, rx.recv()).await {
-                Ok(Some(v)) => {
+                Ok(Some(TailEvent::Entries(v))) => {
                     assert!(!v.is_empty(), "the tailer sent an empty chunk");
                     self.pending.entry(job.to_string()).or_default().extend(v);
                 }
+                Ok(Some(TailEvent::Released(labels))) => self.released.push(labels),
                 Ok(None) => panic!("channel of job {job} closed"),
                 Err(_) => panic!(
                     "no entry for job {job} within {WAIT:?}; files: {:?}; positions: {:?}",
@@ -357,6 +361,15 @@ async fn deleted_file_is_released_and_a_new_one_read_from_start() {
     .await;
     fs::write(&path, b"again\n").unwrap();
     assert_eq!(h.lines("j", 1).await, ["again"]);
+    // The old reader said it let its file go, before the new one read anything.
+    assert_eq!(
+        h.released,
+        [LabelSet::from_pairs([
+            ("job", "j"),
+            ("host", "h"),
+            ("filename", key(&path).as_str())
+        ])]
+    );
     h.stop().await;
 }
 
