@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::stage::{BuildContext, Stage};
 
+mod held;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;

@@ -42,12 +42,13 @@ use bytes::{Bytes, BytesMut};
 use serde_yaml::Value as Yaml;
 
 use crate::config::GoDuration;
-use crate::entry::{Ack, Entry, LabelSet, Timestamp};
+use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::pipeline::decode::{Fields, weak_integer, weak_string};
 use crate::pipeline::extracted::Extracted;
 use crate::pipeline::re2;
 use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
+use crate::pipeline::stages::held::Held;
 
 const MAX_LINES_DEFAULT: u64 = 128;
 const MAX_WAIT_DEFAULT: Duration = Duration::from_secs(3);
@@ -79,12 +80,8 @@ struct StreamState {
     extracted: Extracted,
     /// The lines of the current block (empty: no block held).
     lines: Vec<Bytes>,
-    /// The acknowledgements of every held line.
-    ack: Ack,
-    /// The first flush tick that saw the block idle (reset by every line).
-    idle_since: Option<Instant>,
-    /// The initial labels of the entries seen in this stream (usually one: its file).
-    origins: Vec<LabelSet>,
+    /// Acks, idle timer, and the files seen in this stream (they outlive a block).
+    held: Held,
 }
 
 impl StreamState {
@@ -94,35 +91,35 @@ impl StreamState {
         if self.lines.is_empty() {
             return None;
         }
-        let line = join_lines(&mut self.lines);
+        let line = join_lines(&mut self.lines, b"\n");
         let extracted = if keep_template {
             self.extracted.clone()
         } else {
             std::mem::take(&mut self.extracted)
         };
-        self.idle_since = None;
         Some(PipelineEntry {
             entry: Entry::new(
                 self.labels.clone(),
                 self.timestamp,
                 line,
-                std::mem::take(&mut self.ack),
+                self.held.take_ack(),
             ),
             extracted,
         })
     }
 }
 
-/// Joins `lines` with `\n` (no copy for a single line) and empties the list.
-fn join_lines(lines: &mut Vec<Bytes>) -> Bytes {
+/// Joins `lines` with `sep` (no copy for a single line) and empties the list.
+pub(crate) fn join_lines(lines: &mut Vec<Bytes>, sep: &[u8]) -> Bytes {
     if lines.len() == 1 {
         return lines.pop().unwrap_or_default();
     }
-    let len = lines.iter().map(Bytes::len).sum::<usize>() + lines.len().saturating_sub(1);
+    let len =
+        lines.iter().map(Bytes::len).sum::<usize>() + sep.len() * lines.len().saturating_sub(1);
     let mut out = BytesMut::with_capacity(len);
     for (i, l) in lines.drain(..).enumerate() {
         if i > 0 {
-            out.extend_from_slice(b"\n");
+            out.extend_from_slice(sep);
         }
         out.extend_from_slice(&l);
     }
@@ -176,26 +173,19 @@ impl Stage for MultilineStage {
                     timestamp: Timestamp::default(),
                     extracted: Extracted::default(),
                     lines: Vec::new(),
-                    ack: Ack::none(),
-                    idle_since: None,
-                    origins: Vec::new(),
+                    held: Held::default(),
                 }),
         };
-        let origin = pe.extracted.seed();
-        if !state.origins.iter().any(|o| o == origin) {
-            state.origins.push(origin.clone());
-        }
         if is_first {
             released.extend(state.take_block(false));
+        }
+        state.held.add(pe);
+        if is_first {
             state.labels = pe.entry.labels.clone();
             state.timestamp = pe.entry.timestamp;
             state.extracted = std::mem::take(&mut pe.extracted);
         }
         state.lines.push(std::mem::take(&mut pe.entry.line));
-        state
-            .ack
-            .merge(std::mem::replace(&mut pe.entry.ack, Ack::none()));
-        state.idle_since = None;
         if state.lines.len() as u64 == self.max_lines {
             released.extend(state.take_block(true));
         }
@@ -207,29 +197,19 @@ impl Stage for MultilineStage {
             if state.lines.is_empty() {
                 continue;
             }
-            let Some(now) = now else {
+            if now.is_none_or(|now| state.held.expired(now, self.max_wait)) {
                 released.extend(state.take_block(true));
-                continue;
-            };
-            match state.idle_since {
-                None => state.idle_since = Some(now),
-                Some(since) if now.saturating_duration_since(since) >= self.max_wait => {
-                    released.extend(state.take_block(true));
-                }
-                Some(_) => {}
             }
         }
     }
 
     fn flush_stream(&mut self, labels: &LabelSet, released: &mut Vec<PipelineEntry>) {
         self.streams.retain(|_, state| {
-            let before = state.origins.len();
-            state.origins.retain(|o| o != labels);
-            if state.origins.len() == before {
+            if !state.held.forget_origin(labels) {
                 return true;
             }
             released.extend(state.take_block(true));
-            !state.origins.is_empty()
+            !state.held.no_origin()
         });
     }
 }

@@ -350,3 +350,24 @@ fn config_errors() {
     assert!(pipeline_err("- multiline: {firstline: x, max_lines: -1}").contains("max_lines"));
     assert!(pipeline_err("- multiline: {firstline: x, max_lines: many}").contains("max_lines"));
 }
+
+#[test]
+fn a_first_line_acknowledges_with_its_own_block() {
+    let mut p = pipeline("- multiline:\n    firstline: '^F'\n");
+    let t = Tracker::new(0);
+    let labels = LabelSet::from_pairs([("filename", "a.log")]);
+    let mut out = Vec::new();
+    for (l, end) in [("F1", 10), ("F2", 20)] {
+        let ack = t.chunk(end, None);
+        p.process(
+            Entry::new(labels.clone(), READ_TIME, Bytes::from(l), ack),
+            &mut out,
+        );
+    }
+    assert_eq!(lines(&out), vec!["F1"]);
+    out.clear(); // delivered
+    assert_eq!(t.committed(), 10, "F2 (chunk 2) is still held");
+    p.flush_all(&mut out);
+    out.clear();
+    assert_eq!(t.committed(), 20);
+}
