@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the hot path, one stage at a time:
-//! line splitting, the `json` + `labels` pipeline, and encoding a push (protobuf + snappy).
+//! line splitting, the `json` + `labels`, `multiline` and `cri` + `json` pipelines, and encoding a push (protobuf + snappy).
 //!
 //! ```text
 //! cargo bench --bench hot_path
@@ -144,6 +144,34 @@ fn pipeline_multiline(c: &mut Criterion) {
     );
 }
 
+/// `cri` + `json` + `labels` over 1000 CRI lines holding JSON (every 50th line split in two
+/// partial fragments).
+fn pipeline_cri_json(c: &mut Criterion) {
+    let lines = (0..1000u64)
+        .map(|i| {
+            let time = format!("2026-11-20T09:{:02}:{:02}.{:09}Z", (i / 60) % 60, i % 60, i);
+            let json = json_line(i);
+            Bytes::from(if i % 50 == 0 {
+                let (a, b) = json.split_at(json.len() / 2);
+                format!("{time} stdout P {a}\n{time} stdout F {b}")
+            } else {
+                format!("{time} stdout F {json}")
+            })
+        })
+        .flat_map(|l: Bytes| {
+            l.split(|&b| b == b'\n')
+                .map(Bytes::copy_from_slice)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    bench_pipeline_lines(
+        c,
+        "cri_json_labels_1000_lines",
+        "- cri: {}\n- json:\n    expressions: {level: level, status: status}\n- labels:\n    level:\n",
+        lines,
+    );
+}
+
 fn encode(c: &mut Criterion) {
     // One 1 MiB batch: 4 streams of ~1,050 entries of ~250 bytes.
     let streams: Vec<StreamAdapter> = (0..4)
@@ -182,6 +210,7 @@ criterion_group!(
     line_split,
     pipeline_json_labels,
     pipeline_multiline,
+    pipeline_cri_json,
     encode
 );
 criterion_main!(benches);

@@ -60,7 +60,6 @@ fn not_a_mapping_is_refused() {
 fn stages_not_supported_yet_are_refused_with_their_path() {
     for stage in [
         "docker",
-        "cri",
         "regex",
         "logfmt",
         "replace",

@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::stage::{BuildContext, Stage};
 
+pub mod cri;
 mod held;
 pub mod json;
 pub mod labelallow;
@@ -123,8 +124,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Output => Box::new(output::OutputStage::build(body, cx)?),
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
         Multiline => Box::new(multiline::MultilineStage::build(body, cx)?),
-        Docker | Cri | Regex | Logfmt | Replace | Template | Pack | Decolorize | Metrics
-        | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Cri => Box::new(cri::CriStage::build(body, cx)?),
+        Docker | Regex | Logfmt | Replace | Template | Pack | Decolorize | Metrics | Tenant
+        | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
