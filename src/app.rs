@@ -21,6 +21,7 @@ use crate::client::{Clients, DryRunPrinter, Sink};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::pipeline::readline_limit::ReadlineLimiter;
 use crate::positions::{Positions, PositionsWriter};
 use crate::server::{Server, ServerSettings, Status};
 use crate::settings;
@@ -85,6 +86,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     };
     let sink = Arc::new(sink);
 
+    // Promtail's `limits_config.readline_rate_*`: one bucket for every job, after the pipelines.
+    let readline_limit = ReadlineLimiter::from_config(&cfg.limits_config, &metrics);
     let mut outputs: HashMap<String, mpsc::Sender<TailEvent>> = HashMap::new();
     let mut pipelines = JoinSet::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
@@ -96,7 +99,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         )?;
         let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
         outputs.insert(sc.job_name.clone(), tx);
-        pipelines.spawn(run_pipeline(pipeline, rx, Arc::clone(&sink)));
+        pipelines.spawn(run_pipeline(
+            pipeline,
+            rx,
+            Arc::clone(&sink),
+            readline_limit.clone(),
+        ));
     }
 
     let targets = settings::file_targets(&cfg, &metrics);
@@ -251,8 +259,14 @@ fn give_up(positions: &Positions, hard_stop: &CancellationToken) {
 }
 
 /// Runs one job's pipeline on the events of its readers until the channel closes, then sends
-/// on whatever buffering stages still hold.
-async fn run_pipeline(mut pipeline: Pipeline, mut rx: mpsc::Receiver<TailEvent>, sink: Arc<Sink>) {
+/// on whatever buffering stages still hold. What comes out goes through the read-line rate
+/// limit, if any, on its way to the sink.
+async fn run_pipeline(
+    mut pipeline: Pipeline,
+    mut rx: mpsc::Receiver<TailEvent>,
+    sink: Arc<Sink>,
+    limit: Option<Arc<ReadlineLimiter>>,
+) {
     let mut out = Vec::new();
     let blocking = pipeline.may_block();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
@@ -283,11 +297,17 @@ async fn run_pipeline(mut pipeline: Pipeline, mut rx: mpsc::Receiver<TailEvent>,
                 pipeline.flush(Instant::now(), &mut out);
             }
         }
+        if let Some(limit) = &limit {
+            limit.admit(&mut out).await;
+        }
         if !out.is_empty() {
             sink.send(std::mem::take(&mut out)).await;
         }
     }
     pipeline.flush_all(&mut out);
+    if let Some(limit) = &limit {
+        limit.admit(&mut out).await;
+    }
     if !out.is_empty() {
         sink.send(out).await;
     }
@@ -363,7 +383,7 @@ mod tests {
             false,
         )));
         let (tx, rx) = mpsc::channel(8);
-        let task = tokio::spawn(run_pipeline(pipeline, rx, Arc::clone(&sink)));
+        let task = tokio::spawn(run_pipeline(pipeline, rx, Arc::clone(&sink), None));
         let a = LabelSet::from_pairs([("filename", "a.log")]);
         let b = LabelSet::from_pairs([("filename", "b.log")]);
         tx.send(entries(&a, &["F a", "a2"])).await.unwrap();
@@ -381,5 +401,36 @@ mod tests {
         assert!(pos("F a\na2") < pos("late"), "{text}");
         assert!(pos("late") < pos("F b\nb2"), "{text}");
         assert!(!text.contains("a2\nlate"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_readline_limit_applies_after_the_pipeline() {
+        // The limit counts what leaves the pipeline: a multiline block is one line.
+        let stages: Vec<serde_yaml::Value> =
+            serde_yaml::from_str("- multiline:\n    firstline: '^F'\n").unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let pipeline = Pipeline::new("j", &stages, "p", Arc::clone(&metrics)).unwrap();
+        let captured = Captured::default();
+        let sink = Arc::new(Sink::DryRun(DryRunPrinter::new(
+            Box::new(captured.clone()),
+            false,
+        )));
+        let limit = Arc::new(ReadlineLimiter::new(1.0, 2, true, &metrics));
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(run_pipeline(pipeline, rx, sink, Some(limit)));
+        let a = LabelSet::from_pairs([("filename", "a.log")]);
+        tx.send(entries(&a, &["F1", "x", "F2", "y", "F3", "F4"]))
+            .await
+            .unwrap();
+        drop(tx);
+        task.await.unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("F1\nx") && text.contains("F2\ny"), "{text}");
+        assert!(!text.contains("F3") && !text.contains("F4"), "{text}");
+        let dropped = metrics
+            .logentry_dropped_lines
+            .with_label_values(&["global_rate_limiter_drop"])
+            .get();
+        assert_eq!(dropped, 2);
     }
 }

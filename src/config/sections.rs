@@ -64,7 +64,7 @@ impl Default for PositionsConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// `readline_rate_enabled`, default false (`true` is not supported yet).
+    /// `readline_rate_enabled`, default false (see `pipeline::readline_limit`).
     #[serde(deserialize_with = "bool11")]
     pub readline_rate_enabled: bool,
     /// `readline_rate`, default 10000 lines/s.

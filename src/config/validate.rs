@@ -304,9 +304,6 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
     if cfg.server.grpc_tls_config.is_set() {
         not_supported(&mut problems, "server.grpc_tls_config");
     }
-    if cfg.limits_config.readline_rate_enabled {
-        not_supported(&mut problems, "limits_config.readline_rate_enabled: true");
-    }
     if cfg.target_config.stdin {
         not_supported(&mut problems, "target_config.stdin (-stdin)");
     }

@@ -30,6 +30,7 @@ pub mod jsonx;
 pub mod lru;
 pub mod memo;
 pub mod re2;
+pub mod readline_limit;
 pub mod stage;
 pub mod stages;
 

@@ -66,7 +66,6 @@ clients:
     http_headers: {X-A: {values: [v]}}
     tls_config: {min_version: TLS12, max_version: TLS13, ca_ref: r}
     basic_auth: {username: u, password_ref: p}
-limits_config: {readline_rate_enabled: true}
 target_config: {stdin: true}
 wal: {enabled: true}
 scrape_configs:
@@ -103,7 +102,6 @@ scrape_configs:
         "scrape_configs[2].kafka is not supported yet",
         "scrape_configs[2].gelf is not supported yet",
         "server.http_tls_config is not supported yet",
-        "limits_config.readline_rate_enabled: true is not supported yet",
         "target_config.stdin (-stdin) is not supported yet",
         "wal is not supported yet",
         "-inspect is not supported yet",
@@ -111,7 +109,7 @@ scrape_configs:
     assert_eq!(p, want);
     let shown = ConfigError::Invalid(p).to_string();
     assert!(
-        shown.starts_with("20 problems in the configuration:\n  - clients[0].oauth2"),
+        shown.starts_with("19 problems in the configuration:\n  - clients[0].oauth2"),
         "{shown}"
     );
 }
