@@ -252,26 +252,25 @@ impl Stage for CriStage {
             released.extend(self.partials.drain().map(|(_, p)| p.into_entry()));
         }
         let line = std::mem::take(&mut pe.entry.line);
+        let key = pe.entry.labels.clone();
+        // The entry stays behind as an empty shell (it is dropped as held); its content moves.
+        let shell = Entry::new(key.clone(), Timestamp(0), Bytes::new(), Ack::none());
         let last = PipelineEntry {
-            entry: std::mem::replace(
-                &mut pe.entry,
-                Entry::new(LabelSet::new(), Timestamp(0), Bytes::new(), Ack::none()),
-            ),
+            entry: std::mem::replace(&mut pe.entry, shell),
             extracted: std::mem::take(&mut pe.extracted),
         };
-        let key = last.entry.labels.clone();
-        let mut p = self.partials.remove(&key).unwrap_or_else(|| Partial {
-            last: PipelineEntry::new(Entry::new(
-                LabelSet::new(),
-                Timestamp(0),
-                Bytes::new(),
-                Ack::none(),
-            )),
-            fragments: Vec::new(),
-            len: 0,
-            held: Held::default(),
-        });
-        p.last = last;
+        let mut p = match self.partials.remove(&key) {
+            Some(mut p) => {
+                p.last = last;
+                p
+            }
+            None => Partial {
+                last,
+                fragments: Vec::new(),
+                len: 0,
+                held: Held::default(),
+            },
+        };
         p.held.add(&mut p.last);
         p.len += line.len();
         p.fragments.push(line);
