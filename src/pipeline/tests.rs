@@ -72,7 +72,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "tenant",
         "limit",
         "match",
-        "drop",
         "sampling",
         "geoip",
         "eventlogmessage",

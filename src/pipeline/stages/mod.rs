@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::stage::{BuildContext, Stage};
 
+pub mod drop;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
@@ -120,8 +121,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         )?),
         Output => Box::new(output::OutputStage::build(body, cx)?),
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
+        Drop => Box::new(drop::DropStage::build(body, cx)?),
         Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Metrics | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        | Metrics | Tenant | Limit | Match | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
