@@ -12,7 +12,9 @@ pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
+pub mod match_stage;
 pub mod output;
+pub mod selector;
 pub mod static_labels;
 pub mod structured_metadata;
 pub mod timestamp;
@@ -122,8 +124,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Output => Box::new(output::OutputStage::build(body, cx)?),
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
         Drop => Box::new(drop::DropStage::build(body, cx)?),
+        Match => Box::new(match_stage::MatchStage::build(body, cx)?),
         Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Metrics | Tenant | Limit | Match | Sampling | GeoIp | EventLogMessage => {
+        | Metrics | Tenant | Limit | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
