@@ -68,7 +68,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "template",
         "pack",
         "decolorize",
-        "metrics",
         "tenant",
         "limit",
         "sampling",

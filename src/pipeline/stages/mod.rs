@@ -13,6 +13,7 @@ pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
 pub mod match_stage;
+pub mod metrics;
 pub mod output;
 pub mod selector;
 pub mod static_labels;
@@ -125,8 +126,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
         Drop => Box::new(drop::DropStage::build(body, cx)?),
         Match => Box::new(match_stage::MatchStage::build(body, cx)?),
+        Metrics => Box::new(metrics::MetricsStage::build(body, cx)?),
         Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Metrics | Tenant | Limit | Sampling | GeoIp | EventLogMessage => {
+        | Tenant | Limit | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
