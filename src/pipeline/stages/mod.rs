@@ -12,6 +12,7 @@ pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
+pub mod limit;
 pub mod match_stage;
 pub mod metrics;
 pub mod output;
@@ -127,8 +128,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Drop => Box::new(drop::DropStage::build(body, cx)?),
         Match => Box::new(match_stage::MatchStage::build(body, cx)?),
         Metrics => Box::new(metrics::MetricsStage::build(body, cx)?),
+        Limit => Box::new(limit::LimitStage::build(body, cx)?),
         Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Tenant | Limit | Sampling | GeoIp | EventLogMessage => {
+        | Tenant | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
