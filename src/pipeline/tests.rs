@@ -69,7 +69,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "pack",
         "decolorize",
         "tenant",
-        "sampling",
         "geoip",
         "eventlogmessage",
     ] {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::DropStage;
 use crate::entry::Timestamp;
 use crate::metrics::Metrics;
-use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
+use crate::pipeline::stage::{Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::testutil::*;
 
 const NS: i64 = 1_000_000_000;
@@ -30,12 +30,7 @@ fn dropped(yaml: &str, labels: &[(&str, &str)], line: &str) -> bool {
 
 /// A stage built directly from a body, with a fixed clock.
 fn stage(body: &str, now: fn() -> Timestamp) -> (DropStage, Arc<Metrics>) {
-    let metrics = Arc::new(Metrics::new());
-    let cx = BuildContext {
-        job: "test".into(),
-        path: "p[0].drop".into(),
-        metrics: Arc::clone(&metrics),
-    };
+    let (cx, metrics) = build_context("drop");
     let body: serde_yaml::Value = serde_yaml::from_str(body).unwrap();
     let mut s = DropStage::build(&body, &cx).unwrap_or_else(|e| panic!("{e:?}"));
     s.now = now;

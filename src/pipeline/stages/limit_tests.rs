@@ -10,7 +10,7 @@ use governor::clock::FakeRelativeClock;
 
 use super::LimitStage;
 use crate::metrics::Metrics;
-use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
+use crate::pipeline::stage::{Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::testutil::*;
 
 struct Harness {
@@ -22,12 +22,7 @@ struct Harness {
 }
 
 fn harness(body: &str) -> Harness {
-    let metrics = Arc::new(Metrics::new());
-    let cx = BuildContext {
-        job: "test".into(),
-        path: "p[0].limit".into(),
-        metrics: Arc::clone(&metrics),
-    };
+    let (cx, metrics) = build_context("limit");
     let clock = FakeRelativeClock::default();
     let slept = Arc::new(AtomicU64::new(0));
     let (c, s) = (clock.clone(), Arc::clone(&slept));

@@ -2,14 +2,12 @@
 //! expiry (injected clock), exposition on the registry, config errors and the docs' examples.
 
 use std::cell::Cell;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::MetricsStage;
-use crate::metrics::Metrics;
 use crate::pipeline::Stage;
-use crate::pipeline::stage::{BuildContext, PipelineEntry};
+use crate::pipeline::stage::PipelineEntry;
 use crate::pipeline::stages::testutil::*;
 
 thread_local! {
@@ -212,12 +210,7 @@ fn series_labels_are_current_labels_without_reserved_ones() {
 
 #[test]
 fn idle_series_are_removed_after_the_scrape_that_finds_them_idle() {
-    let metrics = Arc::new(Metrics::new());
-    let cx = BuildContext {
-        job: "test".into(),
-        path: "p[0].metrics".into(),
-        metrics: Arc::clone(&metrics),
-    };
+    let (cx, metrics) = build_context("metrics");
     let body: serde_yaml::Value = serde_yaml::from_str(
         "c:\n  type: Counter\n  max_idle_duration: 1m30s\n  config:\n    match_all: true\n    action: inc\n",
     )

@@ -16,6 +16,7 @@ pub mod limit;
 pub mod match_stage;
 pub mod metrics;
 pub mod output;
+pub mod sampling;
 pub mod selector;
 pub mod static_labels;
 pub mod structured_metadata;
@@ -129,8 +130,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Match => Box::new(match_stage::MatchStage::build(body, cx)?),
         Metrics => Box::new(metrics::MetricsStage::build(body, cx)?),
         Limit => Box::new(limit::LimitStage::build(body, cx)?),
+        Sampling => Box::new(sampling::SamplingStage::build(body, cx)?),
         Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Tenant | Sampling | GeoIp | EventLogMessage => {
+        | Tenant | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::entry::{Ack, Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
-use crate::pipeline::stage::{Outcome, PipelineEntry, Stage};
+use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::{Pipeline, PipelineError};
 
 /// The read time given to test entries.
@@ -141,4 +141,16 @@ impl Stage for Holding {
     fn may_block(&self) -> bool {
         self.blocks
     }
+}
+
+/// The build context of a stage of type `stage` built directly (job `test`, path
+/// `p[0].<stage>`), with its metrics.
+pub fn build_context(stage: &str) -> (BuildContext, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let cx = BuildContext {
+        job: "test".into(),
+        path: format!("p[0].{stage}"),
+        metrics: Arc::clone(&metrics),
+    };
+    (cx, metrics)
 }
