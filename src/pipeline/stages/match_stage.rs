@@ -23,8 +23,9 @@
 //! Config errors are Promtail's, in its order. The body is decoded strictly (`selector: 1` is
 //! refused). Differences: an error in a nested stage names its own YAML path
 //! (`...match.stages[0].json: ...`) instead of Promtail's wrapper text with the whole config
-//! dumped; a non-matching entry never overtakes one held inside the nested stages beyond what
-//! holding implies (stages run synchronously here).
+//! dumped. Stages run synchronously here, so the only reordering is the one of a buffering
+//! nested stage: later entries that do not match pass an entry it holds (in Promtail any entry
+//! inside the nested pipeline can be overtaken).
 
 use std::time::Instant;
 
