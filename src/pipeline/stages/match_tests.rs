@@ -246,6 +246,15 @@ fn may_block_is_false_without_blocking_nested_stages() {
     let p =
         pipeline("- match:\n    selector: '{a=\"b\"}'\n    stages:\n    - static_labels: {x: y}\n");
     assert!(!p.may_block());
+    // A waiting `limit` inside a match makes the pipeline blocking; a dropping one does not.
+    let nested = |drop: bool| {
+        pipeline(&format!(
+            "- match:\n    selector: '{{a=\"b\"}}'\n    stages:\n    - limit: {{rate: 1, burst: 1, drop: {drop}}}\n"
+        ))
+        .may_block()
+    };
+    assert!(nested(false));
+    assert!(!nested(true));
 }
 
 #[test]
