@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the hot path, one stage at a time:
-//! line splitting, the `json` + `labels`, `multiline` and `cri` + `json` pipelines, and encoding a push (protobuf + snappy).
+//! line splitting, the `json` + `labels`, `multiline`, `cri` + `json` and `match` + `drop`
+//! pipelines, and encoding a push (protobuf + snappy).
 //!
 //! ```text
 //! cargo bench --bench hot_path
@@ -67,30 +68,10 @@ fn line_split(c: &mut Criterion) {
     g.finish();
 }
 
-fn pipeline_json_labels(c: &mut Criterion) {
-    let stages: Vec<serde_yaml::Value> = serde_yaml::from_str(
-        "- json:\n    expressions: {level: level, status: status}\n- labels:\n    level:\n",
-    )
-    .expect("stage YAML");
-    let mut pipeline =
-        Pipeline::new("bench", &stages, "bench", Arc::new(Metrics::new())).expect("pipeline");
-    let labels = LabelSet::from_pairs([("job", "bench"), ("filename", "/var/log/app.log")]);
-    let lines: Vec<Bytes> = (0..1000).map(|i| Bytes::from(json_line(i))).collect();
-    let mut g = c.benchmark_group("pipeline");
-    g.throughput(Throughput::Elements(lines.len() as u64));
-    g.bench_function("json_labels_1000_lines", |b| {
-        let mut out = Vec::with_capacity(lines.len());
-        b.iter(|| {
-            for l in &lines {
-                let e = Entry::new(labels.clone(), Timestamp(0), l.clone(), Ack::none());
-                pipeline.process(e, &mut out);
-            }
-            let n = out.len();
-            out.clear();
-            n
-        })
-    });
-    g.finish();
+/// Runs 1000 JSON lines through the pipeline of `yaml`, as benchmark `pipeline/<id>`.
+fn bench_pipeline(c: &mut Criterion, id: &str, yaml: &str) {
+    let lines = (0..1000).map(|i| Bytes::from(json_line(i))).collect();
+    bench_pipeline_lines(c, id, yaml, lines);
 }
 
 /// Runs `lines` (one stream) through the pipeline of `yaml`, flushing what buffering stages
@@ -172,6 +153,28 @@ fn pipeline_cri_json(c: &mut Criterion) {
     );
 }
 
+fn pipeline_json_labels(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "json_labels_1000_lines",
+        "- json:\n    expressions: {level: level, status: status}\n- labels:\n    level:\n",
+    );
+}
+
+/// The `match` + `drop` filters on JSON lines: the debug lines about orders are dropped by a
+/// `match` selector, a `drop` regex on the line checks the rest.
+fn pipeline_match_drop(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "match_drop_1000_lines",
+        concat!(
+            "- json:\n    expressions: {level: level}\n- labels:\n    level:\n",
+            "- match:\n    selector: '{level=\"debug\"} |= \"orders\"'\n    action: drop\n",
+            "- drop:\n    expression: '\"status\":5[0-9][0-9]'\n",
+        ),
+    );
+}
+
 fn encode(c: &mut Criterion) {
     // One 1 MiB batch: 4 streams of ~1,050 entries of ~250 bytes.
     let streams: Vec<StreamAdapter> = (0..4)
@@ -211,6 +214,7 @@ criterion_group!(
     pipeline_json_labels,
     pipeline_multiline,
     pipeline_cri_json,
+    pipeline_match_drop,
     encode
 );
 criterion_main!(benches);

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     // --- pipeline (Promtail) ---
     pub logentry_dropped_lines: IntCounterVec,
+    /// Lines dropped by `limit` stages with `by_label_name`, per label name and value.
+    pub logentry_dropped_lines_by_label: IntCounterVec,
     // --- process (Promtail) ---
     pub build_info: GaugeVec,
     pub config_reload_success: IntCounter,
@@ -218,6 +220,12 @@ impl Metrics {
                 "logentry_dropped_lines_total",
                 "A count of all log lines dropped as a result of a pipeline stage",
                 &["reason"],
+            ),
+            logentry_dropped_lines_by_label: counter_vec(
+                &r,
+                "logentry_dropped_lines_by_label_total",
+                "A count of all log lines dropped as a result of a pipeline stage",
+                &["label_name", "label_value"],
             ),
             build_info,
             config_reload_success: counter(

@@ -207,10 +207,18 @@ impl Extracted {
 
     /// Re-seeds from `labels` *over* the current content: label values overwrite same-named keys,
     /// other keys stay (the `match` stage's semantics, spec §7.1).
+    /// Keys of the old seed that `labels` lack stay (copied into the overlay), as in Promtail
+    /// where the map is one map and re-seeding only writes.
     pub fn reseed(&mut self, labels: LabelSet) {
+        let old = std::mem::replace(&mut self.seed, labels);
+        for (k, v) in old.iter() {
+            if !self.seed.contains(k) && self.slot(k).is_none() {
+                self.written.push((Arc::from(k), Some(Value::str(v))));
+            }
+        }
+        let seed = &self.seed;
         self.written
-            .retain(|(k, v)| v.is_some() && !labels.contains(k));
-        self.seed = labels;
+            .retain(|(k, v)| v.is_some() && !seed.contains(k));
     }
 
     /// The labels the map was seeded with (the entry's labels when it entered the pipeline, or
@@ -352,6 +360,10 @@ mod tests {
         ex.reseed(LabelSet::from_pairs([("b", "label")]));
         assert_eq!(ex.get("b"), Some(ValueRef::Str("label")));
         assert_eq!(ex.get("c"), Some(ValueRef::Str("y")));
+        // A key of the old seed that the new labels lack stays.
+        assert_eq!(ex.get("a"), Some(ValueRef::Str("1")));
+        ex.remove("a");
+        ex.reseed(LabelSet::from_pairs([("b", "again")]));
         assert_eq!(ex.get("a"), None);
         ex.reset(LabelSet::new());
         assert!(ex.is_empty());

@@ -66,12 +66,7 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "template",
         "pack",
         "decolorize",
-        "metrics",
         "tenant",
-        "limit",
-        "match",
-        "drop",
-        "sampling",
         "geoip",
         "eventlogmessage",
     ] {
@@ -182,33 +177,11 @@ fn dropped_entry_is_counted_and_acknowledged() {
     );
 }
 
-/// A stage that holds every entry whose line is `hold` and releases the held ones before the
-/// next entry, or on flush (a stand-in for `multiline`).
-struct Buffering {
-    held: Vec<PipelineEntry>,
-}
-
-impl Stage for Buffering {
-    fn process(&mut self, pe: &mut PipelineEntry, released: &mut Vec<PipelineEntry>) -> Outcome {
-        released.append(&mut self.held);
-        if &pe.entry.line[..] == b"hold" {
-            let taken = std::mem::replace(pe, PipelineEntry::new(entry_with(&[], Bytes::new())));
-            self.held.push(taken);
-            return Outcome::Held;
-        }
-        Outcome::Keep
-    }
-
-    fn flush(&mut self, _now: Option<Instant>, released: &mut Vec<PipelineEntry>) {
-        released.append(&mut self.held);
-    }
-}
-
 #[test]
 fn buffering_stage_releases_in_order_through_later_stages() {
     let mut p = pipeline("- static_labels: {a: b}\n- static_labels: {c: d}\n");
     // Put the buffering stage between the two.
-    p.stages.insert(1, Box::new(Buffering { held: Vec::new() }));
+    p.stages.insert(1, Box::new(Holding::default()));
     let mut out = Vec::new();
     p.process(entry_with(&[], Bytes::from_static(b"hold")), &mut out);
     assert!(out.is_empty());

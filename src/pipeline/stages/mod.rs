@@ -8,13 +8,19 @@ use serde_yaml::Value;
 use super::stage::{BuildContext, Stage};
 
 pub mod cri;
+pub mod drop;
 mod held;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
+pub mod limit;
+pub mod match_stage;
+pub mod metrics;
 pub mod multiline;
 pub mod output;
+pub mod sampling;
+pub mod selector;
 pub mod static_labels;
 pub mod structured_metadata;
 pub mod timestamp;
@@ -125,8 +131,13 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
         Multiline => Box::new(multiline::MultilineStage::build(body, cx)?),
         Cri => Box::new(cri::CriStage::build(body, cx)?),
-        Docker | Regex | Logfmt | Replace | Template | Pack | Decolorize | Metrics | Tenant
-        | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Drop => Box::new(drop::DropStage::build(body, cx)?),
+        Match => Box::new(match_stage::MatchStage::build(body, cx)?),
+        Metrics => Box::new(metrics::MetricsStage::build(body, cx)?),
+        Limit => Box::new(limit::LimitStage::build(body, cx)?),
+        Sampling => Box::new(sampling::SamplingStage::build(body, cx)?),
+        Docker | Regex | Logfmt | Replace | Template | Pack | Decolorize | Tenant | GeoIp
+        | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use std::time::Instant;
+
 use crate::entry::{Ack, Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
-use crate::pipeline::stage::{Outcome, PipelineEntry};
+use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::{Pipeline, PipelineError};
 
 /// The read time given to test entries.
@@ -100,4 +102,55 @@ pub fn assert_labels(e: &Entry, expected: &[(&str, &str)]) {
     let mut want = expected.to_vec();
     want.sort();
     assert_eq!(got, want, "labels");
+}
+
+/// A stand-in for a buffering stage (`multiline`): holds every entry whose line is `hold` and
+/// releases the held ones before the next entry, on a flush, or on a flush of their stream
+/// (entries whose labels equal the flushed ones). `blocks` is what `may_block` answers.
+#[derive(Default)]
+pub struct Holding {
+    /// The held entries.
+    pub held: Vec<PipelineEntry>,
+    /// The answer of `may_block`.
+    pub blocks: bool,
+}
+
+impl Stage for Holding {
+    fn process(&mut self, pe: &mut PipelineEntry, released: &mut Vec<PipelineEntry>) -> Outcome {
+        released.append(&mut self.held);
+        if &pe.entry.line[..] == b"hold" {
+            let taken = std::mem::replace(pe, PipelineEntry::new(entry_with(&[], Bytes::new())));
+            self.held.push(taken);
+            return Outcome::Held;
+        }
+        Outcome::Keep
+    }
+
+    fn flush(&mut self, _now: Option<Instant>, released: &mut Vec<PipelineEntry>) {
+        released.append(&mut self.held);
+    }
+
+    fn flush_stream(&mut self, labels: &LabelSet, released: &mut Vec<PipelineEntry>) {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|pe| pe.entry.labels == *labels);
+        self.held = rest;
+        released.extend(mine);
+    }
+
+    fn may_block(&self) -> bool {
+        self.blocks
+    }
+}
+
+/// The build context of a stage of type `stage` built directly (job `test`, path
+/// `p[0].<stage>`), with its metrics.
+pub fn build_context(stage: &str) -> (BuildContext, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let cx = BuildContext {
+        job: "test".into(),
+        path: format!("p[0].{stage}"),
+        metrics: Arc::clone(&metrics),
+    };
+    (cx, metrics)
 }
