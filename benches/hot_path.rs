@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the hot path, one stage at a time:
-//! line splitting, the `json` + `labels` pipeline, and encoding a push (protobuf + snappy).
+//! line splitting, the `json`/`regex` + `labels` pipelines, and encoding a push (protobuf + snappy).
 //!
 //! ```text
 //! cargo bench --bench hot_path
@@ -38,6 +38,60 @@ fn json_line(i: u64) -> String {
     )
 }
 
+/// The same content as [`json_line`], as a logfmt line.
+fn logfmt_line(i: u64) -> String {
+    let levels = ["info", "debug", "warn", "error"];
+    format!(
+        concat!(
+            r#"time=2026-11-20T09:{:02}:{:02}.{:09}Z level={} msg="request completed" "#,
+            r#"method=GET path=/api/v1/orders/{} status=200 duration_ms={} "#,
+            r#"user=user-{} trace_id={:016x}{:016x}"#
+        ),
+        (i / 60) % 60,
+        i % 60,
+        i % 1_000_000_000,
+        levels[(i % 4) as usize],
+        i % 10_000,
+        i % 997,
+        i % 5_000,
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        i
+    )
+}
+
+/// Benchmarks a pipeline built from `yaml` over 1000 lines made by `make_line`.
+fn bench_pipeline(c: &mut Criterion, name: &str, yaml: &str, make_line: fn(u64) -> String) {
+    let stages: Vec<serde_yaml::Value> = serde_yaml::from_str(yaml).expect("stage YAML");
+    let mut pipeline =
+        Pipeline::new("bench", &stages, "bench", Arc::new(Metrics::new())).expect("pipeline");
+    let labels = LabelSet::from_pairs([("job", "bench"), ("filename", "/var/log/app.log")]);
+    let lines: Vec<Bytes> = (0..1000).map(|i| Bytes::from(make_line(i))).collect();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function(name, |b| {
+        let mut out = Vec::with_capacity(lines.len());
+        b.iter(|| {
+            for l in &lines {
+                let e = Entry::new(labels.clone(), Timestamp(0), l.clone(), Ack::none());
+                pipeline.process(e, &mut out);
+            }
+            let n = out.len();
+            out.clear();
+            n
+        })
+    });
+    g.finish();
+}
+
+fn pipeline_regex_labels(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "regex_labels_1000_lines",
+        "- regex:\n    expression: '^time=(?P<time>\\S+) level=(?P<level>\\w+) msg=\"(?P<msg>[^\"]*)\".* status=(?P<status>\\d+)'\n- labels:\n    level:\n",
+        logfmt_line,
+    );
+}
+
 fn corpus(lines: u64) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..lines {
@@ -68,29 +122,12 @@ fn line_split(c: &mut Criterion) {
 }
 
 fn pipeline_json_labels(c: &mut Criterion) {
-    let stages: Vec<serde_yaml::Value> = serde_yaml::from_str(
+    bench_pipeline(
+        c,
+        "json_labels_1000_lines",
         "- json:\n    expressions: {level: level, status: status}\n- labels:\n    level:\n",
-    )
-    .expect("stage YAML");
-    let mut pipeline =
-        Pipeline::new("bench", &stages, "bench", Arc::new(Metrics::new())).expect("pipeline");
-    let labels = LabelSet::from_pairs([("job", "bench"), ("filename", "/var/log/app.log")]);
-    let lines: Vec<Bytes> = (0..1000).map(|i| Bytes::from(json_line(i))).collect();
-    let mut g = c.benchmark_group("pipeline");
-    g.throughput(Throughput::Elements(lines.len() as u64));
-    g.bench_function("json_labels_1000_lines", |b| {
-        let mut out = Vec::with_capacity(lines.len());
-        b.iter(|| {
-            for l in &lines {
-                let e = Entry::new(labels.clone(), Timestamp(0), l.clone(), Ack::none());
-                pipeline.process(e, &mut out);
-            }
-            let n = out.len();
-            out.clear();
-            n
-        })
-    });
-    g.finish();
+        json_line,
+    );
 }
 
 fn encode(c: &mut Criterion) {
@@ -126,5 +163,11 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, line_split, pipeline_json_labels, encode);
+criterion_group!(
+    benches,
+    line_split,
+    pipeline_json_labels,
+    pipeline_regex_labels,
+    encode
+);
 criterion_main!(benches);

@@ -12,6 +12,8 @@ pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
 pub mod output;
+pub mod regex;
+mod source;
 pub mod static_labels;
 pub mod structured_metadata;
 pub mod timestamp;
@@ -120,8 +122,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         )?),
         Output => Box::new(output::OutputStage::build(body, cx)?),
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
-        Docker | Cri | Regex | Logfmt | Replace | Multiline | Template | Pack | Decolorize
-        | Metrics | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Regex => Box::new(regex::RegexStage::build(body, cx)?),
+        Docker | Cri | Logfmt | Replace | Multiline | Template | Pack | Decolorize | Metrics
+        | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
