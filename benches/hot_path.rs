@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the hot path, one stage at a time:
-//! line splitting, the `json`/`regex` + `labels` pipelines, and encoding a push (protobuf + snappy).
+//! line splitting, the `json`/`regex`/`logfmt` + `labels` pipelines, and encoding a push (protobuf + snappy).
 //!
 //! ```text
 //! cargo bench --bench hot_path
@@ -92,6 +92,15 @@ fn pipeline_regex_labels(c: &mut Criterion) {
     );
 }
 
+fn pipeline_logfmt_labels(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "logfmt_labels_1000_lines",
+        "- logfmt:\n    mapping: {level: , status: }\n- labels:\n    level:\n",
+        logfmt_line,
+    );
+}
+
 fn corpus(lines: u64) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..lines {
@@ -168,6 +177,7 @@ criterion_group!(
     line_split,
     pipeline_json_labels,
     pipeline_regex_labels,
+    pipeline_logfmt_labels,
     encode
 );
 criterion_main!(benches);

@@ -61,7 +61,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
     for stage in [
         "docker",
         "cri",
-        "logfmt",
         "replace",
         "multiline",
         "template",

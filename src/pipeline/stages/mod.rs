@@ -11,6 +11,7 @@ pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
+pub mod logfmt;
 pub mod output;
 pub mod regex;
 mod source;
@@ -123,8 +124,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Output => Box::new(output::OutputStage::build(body, cx)?),
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
         Regex => Box::new(regex::RegexStage::build(body, cx)?),
-        Docker | Cri | Logfmt | Replace | Multiline | Template | Pack | Decolorize | Metrics
-        | Tenant | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Logfmt => Box::new(logfmt::LogfmtStage::build(body, cx)?),
+        Docker | Cri | Replace | Multiline | Template | Pack | Decolorize | Metrics | Tenant
+        | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
