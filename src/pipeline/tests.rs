@@ -59,7 +59,6 @@ fn not_a_mapping_is_refused() {
 #[test]
 fn stages_not_supported_yet_are_refused_with_their_path() {
     for stage in [
-        "docker",
         "cri",
         "replace",
         "multiline",

@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::stage::{BuildContext, Stage};
 
+pub mod docker;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
@@ -125,8 +126,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Timestamp => Box::new(timestamp::TimestampStage::build(body, cx)?),
         Regex => Box::new(regex::RegexStage::build(body, cx)?),
         Logfmt => Box::new(logfmt::LogfmtStage::build(body, cx)?),
-        Docker | Cri | Replace | Multiline | Template | Pack | Decolorize | Metrics | Tenant
-        | Limit | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Docker => Box::new(docker::DockerStage::build(body, cx)?),
+        Cri | Replace | Multiline | Template | Pack | Decolorize | Metrics | Tenant | Limit
+        | Match | Drop | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
