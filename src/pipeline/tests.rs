@@ -66,7 +66,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "pack",
         "decolorize",
         "metrics",
-        "tenant",
         "limit",
         "match",
         "drop",

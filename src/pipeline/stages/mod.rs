@@ -18,6 +18,7 @@ pub mod regex;
 mod source;
 pub mod static_labels;
 pub mod structured_metadata;
+pub mod tenant;
 pub mod timestamp;
 
 /// Every stage type Promtail knows (spec §7.1), by YAML name.
@@ -127,8 +128,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Regex => Box::new(regex::RegexStage::build(body, cx)?),
         Logfmt => Box::new(logfmt::LogfmtStage::build(body, cx)?),
         Docker => Box::new(docker::DockerStage::build(body, cx)?),
-        Cri | Replace | Multiline | Template | Pack | Decolorize | Metrics | Tenant | Limit
-        | Match | Drop | Sampling | GeoIp | EventLogMessage => {
+        Tenant => Box::new(tenant::TenantStage::build(body, cx)?),
+        Cri | Replace | Multiline | Template | Pack | Decolorize | Metrics | Limit | Match
+        | Drop | Sampling | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
