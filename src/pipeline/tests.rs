@@ -64,7 +64,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "multiline",
         "template",
         "pack",
-        "decolorize",
         "metrics",
         "limit",
         "match",

@@ -7,6 +7,7 @@ use serde_yaml::Value;
 
 use super::stage::{BuildContext, Stage};
 
+pub mod decolorize;
 pub mod docker;
 pub mod json;
 pub mod labelallow;
@@ -129,8 +130,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Logfmt => Box::new(logfmt::LogfmtStage::build(body, cx)?),
         Docker => Box::new(docker::DockerStage::build(body, cx)?),
         Tenant => Box::new(tenant::TenantStage::build(body, cx)?),
-        Cri | Replace | Multiline | Template | Pack | Decolorize | Metrics | Limit | Match
-        | Drop | Sampling | GeoIp | EventLogMessage => {
+        Decolorize => Box::new(decolorize::DecolorizeStage::build(body, cx)?),
+        Cri | Replace | Multiline | Template | Pack | Metrics | Limit | Match | Drop | Sampling
+        | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
     })
