@@ -63,7 +63,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "replace",
         "multiline",
         "template",
-        "pack",
         "metrics",
         "limit",
         "match",

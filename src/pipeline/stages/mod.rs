@@ -15,6 +15,7 @@ pub mod labeldrop;
 pub mod labels;
 pub mod logfmt;
 pub mod output;
+pub mod pack;
 pub mod regex;
 mod source;
 pub mod static_labels;
@@ -131,7 +132,8 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Docker => Box::new(docker::DockerStage::build(body, cx)?),
         Tenant => Box::new(tenant::TenantStage::build(body, cx)?),
         Decolorize => Box::new(decolorize::DecolorizeStage::build(body, cx)?),
-        Cri | Replace | Multiline | Template | Pack | Metrics | Limit | Match | Drop | Sampling
+        Pack => Box::new(pack::PackStage::build(body, cx)?),
+        Cri | Replace | Multiline | Template | Metrics | Limit | Match | Drop | Sampling
         | GeoIp | EventLogMessage => {
             return Err(BuildError::NotSupported);
         }
