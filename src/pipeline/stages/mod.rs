@@ -9,6 +9,7 @@ use super::stage::{BuildContext, Stage};
 
 pub mod decolorize;
 pub mod docker;
+pub mod eventlogmessage;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
@@ -133,8 +134,9 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Tenant => Box::new(tenant::TenantStage::build(body, cx)?),
         Decolorize => Box::new(decolorize::DecolorizeStage::build(body, cx)?),
         Pack => Box::new(pack::PackStage::build(body, cx)?),
+        EventLogMessage => Box::new(eventlogmessage::EventLogMessageStage::build(body, cx)?),
         Cri | Replace | Multiline | Template | Metrics | Limit | Match | Drop | Sampling
-        | GeoIp | EventLogMessage => {
+        | GeoIp => {
             return Err(BuildError::NotSupported);
         }
     })
