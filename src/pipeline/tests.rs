@@ -68,7 +68,6 @@ fn stages_not_supported_yet_are_refused_with_their_path() {
         "match",
         "drop",
         "sampling",
-        "geoip",
     ] {
         let yaml = format!("- static_labels: {{a: b}}\n- {stage}: {{}}\n");
         let err = pipeline_error(&yaml);

@@ -10,6 +10,7 @@ use super::stage::{BuildContext, Stage};
 pub mod decolorize;
 pub mod docker;
 pub mod eventlogmessage;
+pub mod geoip;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
@@ -135,8 +136,8 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Decolorize => Box::new(decolorize::DecolorizeStage::build(body, cx)?),
         Pack => Box::new(pack::PackStage::build(body, cx)?),
         EventLogMessage => Box::new(eventlogmessage::EventLogMessageStage::build(body, cx)?),
-        Cri | Replace | Multiline | Template | Metrics | Limit | Match | Drop | Sampling
-        | GeoIp => {
+        GeoIp => Box::new(geoip::GeoIpStage::build(body, cx)?),
+        Cri | Replace | Multiline | Template | Metrics | Limit | Match | Drop | Sampling => {
             return Err(BuildError::NotSupported);
         }
     })
