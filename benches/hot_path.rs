@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the hot path, one stage at a time:
-//! line splitting, the `json` + `labels`, `multiline`, `cri` + `json` and `match` + `drop`
-//! pipelines, and encoding a push (protobuf + snappy).
+//! line splitting, the `json`/`regex`/`logfmt` + `labels`, `multiline`, `cri` + `json` and
+//! `match` + `drop` pipelines, and encoding a push (protobuf + snappy).
 //!
 //! ```text
 //! cargo bench --bench hot_path
@@ -26,6 +26,27 @@ fn json_line(i: u64) -> String {
             r#"{{"time":"2026-11-20T09:{:02}:{:02}.{:09}Z","level":"{}","msg":"request completed","#,
             r#""method":"GET","path":"/api/v1/orders/{}","status":200,"duration_ms":{},"#,
             r#""user":"user-{}","trace_id":"{:016x}{:016x}"}}"#
+        ),
+        (i / 60) % 60,
+        i % 60,
+        i % 1_000_000_000,
+        levels[(i % 4) as usize],
+        i % 10_000,
+        i % 997,
+        i % 5_000,
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        i
+    )
+}
+
+/// The same content as [`json_line`], as a logfmt line.
+fn logfmt_line(i: u64) -> String {
+    let levels = ["info", "debug", "warn", "error"];
+    format!(
+        concat!(
+            r#"time=2026-11-20T09:{:02}:{:02}.{:09}Z level={} msg="request completed" "#,
+            r#"method=GET path=/api/v1/orders/{} status=200 duration_ms={} "#,
+            r#"user=user-{} trace_id={:016x}{:016x}"#
         ),
         (i / 60) % 60,
         i % 60,
@@ -68,9 +89,10 @@ fn line_split(c: &mut Criterion) {
     g.finish();
 }
 
-/// Runs 1000 JSON lines through the pipeline of `yaml`, as benchmark `pipeline/<id>`.
-fn bench_pipeline(c: &mut Criterion, id: &str, yaml: &str) {
-    let lines = (0..1000).map(|i| Bytes::from(json_line(i))).collect();
+/// Runs 1000 lines made by `make_line` through the pipeline of `yaml`, as benchmark
+/// `pipeline/<id>`.
+fn bench_pipeline(c: &mut Criterion, id: &str, yaml: &str, make_line: fn(u64) -> String) {
+    let lines = (0..1000).map(|i| Bytes::from(make_line(i))).collect();
     bench_pipeline_lines(c, id, yaml, lines);
 }
 
@@ -158,6 +180,7 @@ fn pipeline_json_labels(c: &mut Criterion) {
         c,
         "json_labels_1000_lines",
         "- json:\n    expressions: {level: level, status: status}\n- labels:\n    level:\n",
+        json_line,
     );
 }
 
@@ -172,6 +195,25 @@ fn pipeline_match_drop(c: &mut Criterion) {
             "- match:\n    selector: '{level=\"debug\"} |= \"orders\"'\n    action: drop\n",
             "- drop:\n    expression: '\"status\":5[0-9][0-9]'\n",
         ),
+        json_line,
+    );
+}
+
+fn pipeline_regex_labels(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "regex_labels_1000_lines",
+        "- regex:\n    expression: '^time=(?P<time>\\S+) level=(?P<level>\\w+) msg=\"(?P<msg>[^\"]*)\".* status=(?P<status>\\d+)'\n- labels:\n    level:\n",
+        logfmt_line,
+    );
+}
+
+fn pipeline_logfmt_labels(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "logfmt_labels_1000_lines",
+        "- logfmt:\n    mapping: {level: , status: }\n- labels:\n    level:\n",
+        logfmt_line,
     );
 }
 
@@ -215,6 +257,8 @@ criterion_group!(
     pipeline_multiline,
     pipeline_cri_json,
     pipeline_match_drop,
+    pipeline_regex_labels,
+    pipeline_logfmt_labels,
     encode
 );
 criterion_main!(benches);

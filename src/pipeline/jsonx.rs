@@ -273,6 +273,12 @@ pub fn write_go_json_float(f: f64, out: &mut String) {
 /// A JSON string with json-iterator's HTML-safe escaping.
 pub fn write_go_json_str(s: &str, out: &mut String) {
     out.push('"');
+    write_go_json_str_body(s, out);
+    out.push('"');
+}
+
+/// The escaped content of [`write_go_json_str`], without the quotes.
+pub fn write_go_json_str_body(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -289,7 +295,6 @@ pub fn write_go_json_str(s: &str, out: &mut String) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! - [`Pipeline::new`] validates the whole stage list at load, with Promtail's error texts,
 //!   prefixed with the YAML path of the stage (`scrape_configs[0].pipeline_stages[2].json:
 //!   invalid json stage config: ...`); a stage type Promtail has and we do not yet is refused
-//!   (`... .pipeline_stages[1].docker is not supported yet`), never ignored;
+//!   (`... .pipeline_stages[1].template is not supported yet`), never ignored;
 //! - every entry handed to [`Pipeline::process`] either comes out in `out` or is dropped by a
 //!   stage that counted it (`logentry_dropped_lines_total{reason}`); dropping the `Entry` is what
 //!   acknowledges it, so a deliberate drop lets the file position advance (DESIGN.md contract 2);

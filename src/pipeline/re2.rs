@@ -6,7 +6,13 @@
 //! - Go's Perl classes `\d \w \s` (and their negations) and `\b \B` are ASCII-only, the crate's
 //!   are Unicode: `\d` becomes `[0-9]`, `\w` `[0-9A-Za-z_]`, `\s` Go's `[\t\n\f\r ]` (no `\v`),
 //!   `\b` `(?-u:\b)`; inside a bracket class the same sets are spliced in (nested classes);
-//! - `\Q...\E` (literal text) becomes the escaped text.
+//! - `\Q...\E` (literal text) becomes the escaped text;
+//! - escaped ASCII punctuation that is not a meta character of the crate (`\<`, `\>`, `\/`,
+//!   `\"`, `\ `, ...) is the literal character, as in Go (the crate reads `\<`/`\>` as word
+//!   boundaries);
+//! - Go's octal escapes `\0`, `\012`, `\123` become `\x{..}`;
+//! - a `{` or `}` that does not form a repetition `{n}`, `{n,}`, `{n,m}` is a literal in Go and is
+//!   escaped for the crate (which refuses it).
 //!
 //! Everything else is passed through; what the crate refuses is an error naming the pattern.
 
@@ -40,6 +46,67 @@ fn perl_class(c: char) -> Option<(&'static str, bool)> {
         'S' => ("\\t\\n\\f\\r ", true),
         _ => return None,
     })
+}
+
+/// The characters the crate treats as meta characters (they stay escaped).
+fn regex_syntax_meta(c: char) -> bool {
+    matches!(
+        c,
+        '\\' | '.'
+            | '+'
+            | '*'
+            | '?'
+            | '('
+            | ')'
+            | '|'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '^'
+            | '$'
+            | '#'
+            | '&'
+            | '-'
+            | '~'
+    )
+}
+
+/// A Go octal escape after the backslash (`0`, `0N`, `0NN`, `[1-7]N`, `[1-7]NN`): its code and
+/// how many characters it used. A lone `\1`..`\7` is a back-reference, not an octal escape.
+fn octal_escape(rest: &[char]) -> Option<(u32, usize)> {
+    let first = *rest.first()?;
+    let is_oct = |c: &char| ('0'..='7').contains(c);
+    match first {
+        '0' => {}
+        '1'..='7' if rest.get(1).is_some_and(is_oct) => {}
+        _ => return None,
+    }
+    let used = rest.iter().take(3).take_while(|c| is_oct(c)).count();
+    let code = rest[..used]
+        .iter()
+        .fold(0u32, |acc, c| acc * 8 + c.to_digit(8).unwrap_or(0));
+    Some((code, used))
+}
+
+/// Length of a valid Go repetition `{n}`, `{n,}` or `{n,m}` at the start of `s`, or 0.
+fn repeat_len(s: &[char]) -> usize {
+    let mut i = 1;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while s.get(*i).is_some_and(char::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !digits(&mut i) {
+        return 0;
+    }
+    if s.get(i) == Some(&',') {
+        i += 1;
+        digits(&mut i);
+    }
+    if s.get(i) == Some(&'}') { i + 1 } else { 0 }
 }
 
 /// Rewrites a Go pattern into the `regex` crate's syntax (see the module doc).
@@ -90,12 +157,34 @@ pub fn translate(pattern: &str) -> String {
                 i += 2;
                 continue;
             }
+            if let Some((code, used)) = octal_escape(&chars[i + 1..]) {
+                // Go's octal escapes (`\0`, `\012`, `\123`); the crate has none by default.
+                out.push_str(&format!("\\x{{{code:x}}}"));
+                i += 1 + used;
+                continue;
+            }
+            if n.is_ascii() && !n.is_ascii_alphanumeric() && !regex_syntax_meta(n) {
+                // Go reads any escaped ASCII punctuation as the literal; the crate gives some of
+                // them a meaning (`\<`, `\>` are word boundaries there) or refuses them.
+                out.push(n);
+                i += 2;
+                continue;
+            }
             if !in_class && (n == 'b' || n == 'B') {
                 out.push_str("(?-u:\\");
                 out.push(n);
                 out.push(')');
                 i += 2;
                 continue;
+            }
+            if matches!(n, 'x' | 'p' | 'P') && chars.get(i + 2) == Some(&'{') {
+                // `\x{200B}`, `\p{Greek}`: the braces belong to the escape, copy it whole.
+                if let Some(close) = chars[i + 2..].iter().position(|&ch| ch == '}') {
+                    let end = i + 2 + close + 1;
+                    out.extend(&chars[i..end]);
+                    i = end;
+                    continue;
+                }
             }
             out.push(c);
             out.push(n);
@@ -125,6 +214,20 @@ pub fn translate(pattern: &str) -> String {
             }
             out.push(c);
             i += 1;
+            continue;
+        }
+        if c == '{' || c == '}' {
+            // Go reads a brace that does not make a valid `{n}`, `{n,}`, `{n,m}` as a literal;
+            // the crate refuses it.
+            let len = if c == '{' { repeat_len(&chars[i..]) } else { 0 };
+            if len > 0 {
+                out.extend(&chars[i..i + len]);
+                i += len;
+            } else {
+                out.push('\\');
+                out.push(c);
+                i += 1;
+            }
             continue;
         }
         if c == '[' {
@@ -194,6 +297,35 @@ mod tests {
             re.capture_names().flatten().collect::<Vec<_>>(),
             ["level", "x"]
         );
+    }
+
+    #[test]
+    fn go_escapes_and_literal_braces() {
+        // `\<` and `\>` are literals in Go, word boundaries in the crate.
+        let re = compile(r"\<(?P<tag>\w+)\>").unwrap();
+        assert_eq!(&re.captures("x <b> y").unwrap()["tag"], "b");
+        let re = compile(r#"^\/\"\'\:\@\%\,\=\!\_\ $"#).unwrap();
+        assert!(re.is_match("/\"':@%,=!_ "));
+        // Octal escapes.
+        let re = compile(r"^\0\101\12$").unwrap();
+        assert!(re.is_match("\0A\n"));
+        assert!(
+            compile(r"(a)\1").is_err(),
+            "back-references are refused, as in Go"
+        );
+        // Braces that are not a repetition are literals.
+        let re = compile(r"^(?P<j>{.*})$").unwrap();
+        assert!(re.is_match(r#"{"a":1}"#));
+        let re = compile(r"^a{2}b{1,}c{1,2}x{y}z{,3}$").unwrap();
+        assert!(re.is_match("aabccx{y}z{,3}"));
+        let re = compile(r"^[{}]+$").unwrap();
+        assert!(re.is_match("{}"));
+        // Escaped meta characters stay escaped.
+        let re = compile(r"^\.\{\}\-\#$").unwrap();
+        assert!(re.is_match(".{}-#"));
+        // Braces of `\x{..}` and `\p{..}` belong to the escape.
+        let re = compile(r"^\x{200B}\[\p{Greek}+\P{L}$").unwrap();
+        assert!(re.is_match("\u{200B}[αβ1"));
     }
 
     #[test]

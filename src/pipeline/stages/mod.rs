@@ -8,21 +8,30 @@ use serde_yaml::Value;
 use super::stage::{BuildContext, Stage};
 
 pub mod cri;
+pub mod decolorize;
+pub mod docker;
 pub mod drop;
+pub mod eventlogmessage;
+pub mod geoip;
 mod held;
 pub mod json;
 pub mod labelallow;
 pub mod labeldrop;
 pub mod labels;
 pub mod limit;
+pub mod logfmt;
 pub mod match_stage;
 pub mod metrics;
 pub mod multiline;
 pub mod output;
+pub mod pack;
+pub mod regex;
 pub mod sampling;
 pub mod selector;
+mod source;
 pub mod static_labels;
 pub mod structured_metadata;
+pub mod tenant;
 pub mod timestamp;
 
 /// Every stage type Promtail knows (spec §7.1), by YAML name.
@@ -136,8 +145,15 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Metrics => Box::new(metrics::MetricsStage::build(body, cx)?),
         Limit => Box::new(limit::LimitStage::build(body, cx)?),
         Sampling => Box::new(sampling::SamplingStage::build(body, cx)?),
-        Docker | Regex | Logfmt | Replace | Template | Pack | Decolorize | Tenant | GeoIp
-        | EventLogMessage => {
+        Regex => Box::new(regex::RegexStage::build(body, cx)?),
+        Logfmt => Box::new(logfmt::LogfmtStage::build(body, cx)?),
+        Docker => Box::new(docker::DockerStage::build(body, cx)?),
+        Tenant => Box::new(tenant::TenantStage::build(body, cx)?),
+        Decolorize => Box::new(decolorize::DecolorizeStage::build(body, cx)?),
+        Pack => Box::new(pack::PackStage::build(body, cx)?),
+        EventLogMessage => Box::new(eventlogmessage::EventLogMessageStage::build(body, cx)?),
+        GeoIp => Box::new(geoip::GeoIpStage::build(body, cx)?),
+        Replace | Template => {
             return Err(BuildError::NotSupported);
         }
     })
