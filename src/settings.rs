@@ -94,14 +94,14 @@ pub fn file_targets(cfg: &Config, metrics: &Metrics) -> Vec<FileTarget> {
             for address in group.targets_or_default() {
                 let mut labels: BTreeMap<String, String> = group.labels.clone();
                 labels.insert("__address__".into(), address);
-                if let Some(h) = labels.get("__host__") {
-                    if *h != host {
-                        metrics
-                            .targets_failed
-                            .with_label_values(&["wrong_host"])
-                            .inc();
-                        continue;
-                    }
+                if let Some(h) = labels.get("__host__")
+                    && *h != host
+                {
+                    metrics
+                        .targets_failed
+                        .with_label_values(&["wrong_host"])
+                        .inc();
+                    continue;
                 }
                 let Some(include) = labels.get("__path__").cloned() else {
                     tracing::info!(job = %sc.job_name, "Target has no __path__ label, ignoring it.");

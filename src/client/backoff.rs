@@ -59,10 +59,11 @@ impl Backoff {
     /// Records a failed retryable attempt and says what to do next.
     pub fn next(&mut self) -> Next {
         self.retries = self.retries.saturating_add(1);
-        if let Some(limit) = self.settings.max_retries {
-            if limit > 0 && self.retries >= limit {
-                return Next::GiveUp;
-            }
+        if let Some(limit) = self.settings.max_retries
+            && limit > 0
+            && self.retries >= limit
+        {
+            return Next::GiveUp;
         }
         if self.settings.min_period >= self.settings.max_period {
             return Next::Sleep {

@@ -152,10 +152,10 @@ impl Batch {
     }
 
     fn stream_of(&self, labels: &LabelSet) -> Option<usize> {
-        if let Some((l, idx)) = &self.last {
-            if l == labels {
-                return Some(*idx);
-            }
+        if let Some((l, idx)) = &self.last
+            && l == labels
+        {
+            return Some(*idx);
         }
         self.by_labels.get(labels).copied()
     }

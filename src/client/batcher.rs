@@ -289,10 +289,12 @@ impl State {
             t.in_flight = t.in_flight.saturating_sub(1);
         }
         self.dispatch(cfg, ctx, &tenant);
-        if let Some(t) = self.tenants.get(&tenant) {
-            if t.open.is_none() && t.queue.is_empty() && t.in_flight == 0 {
-                self.tenants.remove(&tenant);
-            }
+        if let Some(t) = self.tenants.get(&tenant)
+            && t.open.is_none()
+            && t.queue.is_empty()
+            && t.in_flight == 0
+        {
+            self.tenants.remove(&tenant);
         }
     }
 

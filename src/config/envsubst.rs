@@ -170,12 +170,10 @@ impl<F: Fn(&str) -> Option<String>> Expander<'_, F> {
             if self.peek().is_none() || (!first && self.at_open()) {
                 break;
             }
-            if escapes {
-                if let Some(c) = self.take_escape() {
-                    out.push(c);
-                    first = false;
-                    continue;
-                }
+            if escapes && let Some(c) = self.take_escape() {
+                out.push(c);
+                first = false;
+                continue;
             }
             match self.peek() {
                 Some(c) if accept(c) => {
@@ -395,10 +393,10 @@ fn trim_prefix(v: &str, pattern: &str, longest: bool) -> String {
 /// Decodes one UTF-8 character; invalid input is U+FFFD of length 1.
 fn decode_rune(b: &[u8]) -> (char, usize) {
     for n in 1..=b.len().min(4) {
-        if let Ok(s) = std::str::from_utf8(&b[..n]) {
-            if let Some(c) = s.chars().next() {
-                return (c, n);
-            }
+        if let Ok(s) = std::str::from_utf8(&b[..n])
+            && let Some(c) = s.chars().next()
+        {
+            return (c, n);
         }
     }
     (char::REPLACEMENT_CHARACTER, 1)
@@ -413,11 +411,11 @@ fn glob_match(mut pattern: &[u8], mut name: &[u8]) -> Result<bool, ()> {
             return Ok(true);
         }
         let first = match_chunk(chunk, name);
-        if let Ok(Some(t)) = first {
-            if t.is_empty() || !pattern.is_empty() {
-                name = t;
-                continue;
-            }
+        if let Ok(Some(t)) = first
+            && (t.is_empty() || !pattern.is_empty())
+        {
+            name = t;
+            continue;
         }
         first?;
         if star {

@@ -322,7 +322,7 @@ impl fmt::Display for PromDuration {
             ("ms", 1, false),
         ];
         for (name, mult, exact) in UNITS {
-            if exact && ms % mult != 0 {
+            if exact && !ms.is_multiple_of(mult) {
                 continue;
             }
             let v = ms / mult;
@@ -401,7 +401,7 @@ impl fmt::Display for ByteSize {
             (20, "MB"),
             (10, "KB"),
         ] {
-            if b % (1u64 << shift) == 0 {
+            if b.is_multiple_of(1u64 << shift) {
                 return write!(f, "{}{unit}", b >> shift);
             }
         }

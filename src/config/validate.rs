@@ -223,10 +223,10 @@ fn refuse_client(p: &str, c: &ClientConfig, problems: &mut Vec<String>) {
             }
         }
     }
-    if let Some(a) = &c.authorization {
-        if !a.credentials_ref.is_empty() {
-            not_supported(problems, format_args!("{p}.authorization.credentials_ref"));
-        }
+    if let Some(a) = &c.authorization
+        && !a.credentials_ref.is_empty()
+    {
+        not_supported(problems, format_args!("{p}.authorization.credentials_ref"));
     }
 }
 

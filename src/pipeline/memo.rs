@@ -21,11 +21,11 @@ impl LastLabels {
     /// Applies `edit` to `labels`, or reuses the previous result when `labels` equals the
     /// previous input (compared by pointer first, then by content).
     pub fn apply(&mut self, labels: &mut LabelSet, edit: impl FnOnce(&mut LabelSet)) {
-        if let Some((input, output)) = &self.last {
-            if input == labels {
-                *labels = output.clone();
-                return;
-            }
+        if let Some((input, output)) = &self.last
+            && input == labels
+        {
+            *labels = output.clone();
+            return;
         }
         let input = labels.clone();
         edit(labels);

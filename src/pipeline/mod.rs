@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 
 pub mod decode;
 pub mod extracted;
+pub mod gotemplate;
 pub mod gotime;
 pub mod jsonscan;
 pub mod jsonx;

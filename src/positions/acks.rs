@@ -117,12 +117,11 @@ impl Tracker {
             return;
         }
         let mut st = self.lock();
-        if let Some(front) = st.pending.front().map(|p| p.0) {
-            if let Some(slot) = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok()) {
-                if let Some(p) = st.pending.get_mut(slot) {
-                    p.2 = true;
-                }
-            }
+        if let Some(front) = st.pending.front().map(|p| p.0)
+            && let Some(slot) = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok())
+            && let Some(p) = st.pending.get_mut(slot)
+        {
+            p.2 = true;
         }
         while let Some(&(_, end, true)) = st.pending.front() {
             st.pending.pop_front();

@@ -315,12 +315,12 @@ impl Backing {
         write_and_rename(path, dir, contents).map_err(err)?;
         // The rename is only durable once the directory entry is; some file systems refuse to
         // fsync a directory, which is not worth failing (or retrying) the save for.
-        if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
-            if !state.dir_sync_warned {
-                state.dir_sync_warned = true;
-                warn!(dir = %dir.display(), error = %e,
+        if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all())
+            && !state.dir_sync_warned
+        {
+            state.dir_sync_warned = true;
+            warn!(dir = %dir.display(), error = %e,
                     "Could not fsync the positions directory; a crash right after a save may lose that save.");
-            }
         }
         Ok(())
     }

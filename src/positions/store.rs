@@ -133,14 +133,13 @@ impl Positions {
             identity,
             tracker: t,
         }) = slots.get(path)
+            && Arc::ptr_eq(t, tracker)
         {
-            if Arc::ptr_eq(t, tracker) {
-                let saved = SavedPosition {
-                    offset: t.committed(),
-                    identity: Some(*identity),
-                };
-                slots.insert(path.to_string(), Slot::File(saved));
-            }
+            let saved = SavedPosition {
+                offset: t.committed(),
+                identity: Some(*identity),
+            };
+            slots.insert(path.to_string(), Slot::File(saved));
         }
     }
 

@@ -461,10 +461,10 @@ fn make_watcher(
                 EventKind::Modify(ModifyKind::Name(_)) => event.paths.last(),
                 _ => None,
             };
-            if let Some(p) = new_path {
-                if created.try_send(p.clone()).is_err() {
-                    resync.notify_one();
-                }
+            if let Some(p) = new_path
+                && created.try_send(p.clone()).is_err()
+            {
+                resync.notify_one();
             }
         }
         Err(e) => {

@@ -434,10 +434,10 @@ async fn handle(
     shared.changed.notify_waiters();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Some(ra) = retry_after {
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&ra) {
-            resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
-        }
+    if let Some(ra) = retry_after
+        && let Ok(v) = hyper::header::HeaderValue::from_str(&ra)
+    {
+        resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
     }
     Ok(resp)
 }

@@ -195,10 +195,10 @@ impl DropStage {
 
     /// Whether every configured criterion holds.
     fn should_drop(&mut self, pe: &PipelineEntry) -> bool {
-        if let Some(max) = self.longer_than {
-            if pe.entry.line.len() as u64 <= max {
-                return false;
-            }
+        if let Some(max) = self.longer_than
+            && pe.entry.line.len() as u64 <= max
+        {
+            return false;
         }
         if let Some(age) = self.older_than {
             let limit = (self.now)().0.saturating_sub(age);
@@ -206,10 +206,10 @@ impl DropStage {
                 return false;
             }
         }
-        if let Some(regex) = &self.line_regex {
-            if !regex.is_match(&pe.entry.line) {
-                return false;
-            }
+        if let Some(regex) = &self.line_regex
+            && !regex.is_match(&pe.entry.line)
+        {
+            return false;
         }
         let Some(keys) = &self.source else {
             return true;

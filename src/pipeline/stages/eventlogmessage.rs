@@ -60,10 +60,10 @@ impl EventLogMessageStage {
             &cx.path,
         )?;
         let source = f.string("source")?;
-        if let Some(s) = &source {
-            if !is_legacy_label_name(s) {
-                return Err(format!("invalid label name: {s}").into());
-            }
+        if let Some(s) = &source
+            && !is_legacy_label_name(s)
+        {
+            return Err(format!("invalid label name: {s}").into());
         }
         Ok(EventLogMessageStage {
             source: source.unwrap_or_else(|| "message".to_string()),

@@ -113,10 +113,10 @@ impl Stage for LabelsStage {
         }
         memo.apply(&mut pe.entry.labels, values, |labels| {
             for ((name, _), value) in pairs.iter().zip(values) {
-                if let Some(v) = *value {
-                    if labels.get(name) != Some(v) {
-                        labels.insert(name.as_str(), v);
-                    }
+                if let Some(v) = *value
+                    && labels.get(name) != Some(v)
+                {
+                    labels.insert(name.as_str(), v);
                 }
             }
         });
