@@ -4,14 +4,14 @@
 //! Responsibilities and invariants:
 //! - [`Pipeline::new`] validates the whole stage list at load, with Promtail's error texts,
 //!   prefixed with the YAML path of the stage (`scrape_configs[0].pipeline_stages[2].json:
-//!   invalid json stage config: ...`); a stage type Promtail has and we do not yet is refused
-//!   (`... .pipeline_stages[1].template is not supported yet`), never ignored;
+//!   invalid json stage config: ...`); every stage type of Promtail is implemented, an unknown
+//!   one is refused, never ignored;
 //! - every entry handed to [`Pipeline::process`] either comes out in `out` or is dropped by a
 //!   stage that counted it (`logentry_dropped_lines_total{reason}`); dropping the `Entry` is what
 //!   acknowledges it, so a deliberate drop lets the file position advance (DESIGN.md contract 2);
 //! - the extracted map starts as the entry's labels (shared, not copied) and is discarded at the
 //!   end; one map allocation is reused for every line;
-//! - only buffering stages (`multiline`, `cri`, later) hold entries; [`Pipeline::flush`] and
+//! - only buffering stages (`multiline`, `cri`) hold entries; [`Pipeline::flush`] and
 //!   [`Pipeline::flush_all`] release them in order through the remaining stages.
 
 use std::sync::Arc;
@@ -70,14 +70,6 @@ pub enum PipelineError {
         /// YAML path of the element.
         path: String,
         /// The key.
-        stage: String,
-    },
-    /// A Promtail stage type this version does not implement.
-    #[error("{path}.{stage} is not supported yet")]
-    NotSupported {
-        /// YAML path of the element.
-        path: String,
-        /// The stage type.
         stage: String,
     },
     /// The stage's body is invalid.
@@ -169,12 +161,6 @@ pub fn build_stages(
         };
         match stages::build(ty, body, &cx) {
             Ok(stage) => built.push(stage),
-            Err(stages::BuildError::NotSupported) => {
-                return Err(PipelineError::NotSupported {
-                    path,
-                    stage: name.to_string(),
-                });
-            }
             Err(stages::BuildError::Invalid(reason)) => {
                 return Err(PipelineError::InvalidConfig {
                     path,

@@ -57,22 +57,6 @@ fn not_a_mapping_is_refused() {
 }
 
 #[test]
-fn stages_not_supported_yet_are_refused_with_their_path() {
-    for stage in ["replace", "template"] {
-        let yaml = format!("- static_labels: {{a: b}}\n- {stage}: {{}}\n");
-        let err = pipeline_error(&yaml);
-        assert!(
-            matches!(&err, PipelineError::NotSupported { stage: s, .. } if s == stage),
-            "{err:?}"
-        );
-        assert_eq!(
-            err.to_string(),
-            format!("p[1].{stage} is not supported yet")
-        );
-    }
-}
-
-#[test]
 fn real_yaml_path_in_errors() {
     let stages = stages_yaml("- json: {}\n");
     let err = Pipeline::new(

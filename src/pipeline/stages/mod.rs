@@ -26,11 +26,13 @@ pub mod multiline;
 pub mod output;
 pub mod pack;
 pub mod regex;
+pub mod replace;
 pub mod sampling;
 pub mod selector;
 mod source;
 pub mod static_labels;
 pub mod structured_metadata;
+pub mod template;
 pub mod tenant;
 pub mod timestamp;
 
@@ -104,8 +106,6 @@ impl StageType {
 /// Why a stage could not be built.
 #[derive(Debug)]
 pub enum BuildError {
-    /// The stage type exists in Promtail but not here yet.
-    NotSupported,
     /// The body is invalid (the text is Promtail's where Promtail has one).
     Invalid(String),
     /// A nested stage list (`match`'s `stages`) failed; its error names its own path.
@@ -153,9 +153,8 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
         Pack => Box::new(pack::PackStage::build(body, cx)?),
         EventLogMessage => Box::new(eventlogmessage::EventLogMessageStage::build(body, cx)?),
         GeoIp => Box::new(geoip::GeoIpStage::build(body, cx)?),
-        Replace | Template => {
-            return Err(BuildError::NotSupported);
-        }
+        Template => Box::new(template::TemplateStage::build(body, cx)?),
+        Replace => Box::new(replace::ReplaceStage::build(body, cx)?),
     })
 }
 
