@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the hot path, one stage at a time:
-//! line splitting, the `json`/`regex`/`logfmt` + `labels`, `multiline`, `cri` + `json` and
-//! `match` + `drop` pipelines, and encoding a push (protobuf + snappy).
+//! line splitting, the `json`/`regex`/`logfmt` + `labels`, `multiline`, `cri` + `json`,
+//! `match` + `drop` and `json` + `template` pipelines, and encoding a push (protobuf + snappy).
 //!
 //! ```text
 //! cargo bench --bench hot_path
@@ -217,6 +217,20 @@ fn pipeline_logfmt_labels(c: &mut Criterion) {
     );
 }
 
+/// `json` + `template` + `output` on JSON lines: the line becomes `LEVEL: message`.
+fn pipeline_template(c: &mut Criterion) {
+    bench_pipeline(
+        c,
+        "json_template_output_1000_lines",
+        concat!(
+            "- json:\n    expressions: {level: level, msg: msg}\n",
+            "- template:\n    source: out\n    template: '{{ ToUpper .level }}: {{ .msg }}'\n",
+            "- output:\n    source: out\n",
+        ),
+        json_line,
+    );
+}
+
 fn encode(c: &mut Criterion) {
     // One 1 MiB batch: 4 streams of ~1,050 entries of ~250 bytes.
     let streams: Vec<StreamAdapter> = (0..4)
@@ -259,6 +273,7 @@ criterion_group!(
     pipeline_match_drop,
     pipeline_regex_labels,
     pipeline_logfmt_labels,
+    pipeline_template,
     encode
 );
 criterion_main!(benches);
