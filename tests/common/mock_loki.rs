@@ -4,9 +4,11 @@
 //!
 //! Answers: scripted replies are used first, one per request, in order; after that the
 //! fallback reply (204 unless changed with [`MockLoki::set_fallback`]). A reply is a status
-//! with an optional `Retry-After` and body, or a connection reset (the socket is closed without
-//! an answer). An optional delay is applied before every answer. Entries are recorded only for
-//! requests answered with a 2xx, so [`MockLoki::entries`] is what Loki "stored".
+//! with an optional `Retry-After` and body, or one of the faults of [`Reply`]: a connection
+//! reset before storing, a response lost after storing, a body cut short, a partial accept, a
+//! late answer. An optional delay is applied before every answer. Entries are recorded only
+//! when the reply says Loki stored them (a 2xx, or the faults that store), so
+//! [`MockLoki::entries`] is what Loki "stored".
 //!
 //! Waiting is bounded: [`MockLoki::wait_for_entries`] returns an error with a clear message
 //! instead of hanging.
@@ -68,6 +70,10 @@ pub struct ReceivedRequest {
     pub decode_error: Option<String>,
     /// The status answered, `None` for a reset connection.
     pub status: Option<u16>,
+    /// The lines of the body's entries, in order.
+    pub lines: Vec<Bytes>,
+    /// How many of those entries the mock stored.
+    pub stored: usize,
 }
 
 impl ReceivedRequest {
@@ -93,8 +99,25 @@ pub enum Reply {
         /// Response body.
         body: String,
     },
-    /// Close the connection without answering.
+    /// Close the connection without answering (nothing stored).
     Reset,
+    /// Store the entries, then close the connection without answering: Loki kept the batch but
+    /// the answer was lost, so a retry duplicates it.
+    StoreThenReset,
+    /// Store the entries and answer 200 with a `Content-Length` larger than the body sent,
+    /// then close: a half-written response.
+    StoreThenTruncate,
+    /// Store the first `keep` entries and answer `status` (Loki rejecting part of a batch).
+    Partial {
+        /// Entries stored, from the start of the body.
+        keep: usize,
+        /// The status answered.
+        status: u16,
+        /// The body answered.
+        body: String,
+    },
+    /// Wait, then answer with the inner reply (a Loki slower than the client's timeout).
+    After(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -286,6 +309,26 @@ impl MockLoki {
             })
     }
 
+    /// Waits until `done` holds for the stored entries; an error after `timeout` names `what`
+    /// and says how far it got.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut done: impl FnMut(&[ReceivedEntry]) -> bool,
+    ) -> Result<(), String> {
+        self.wait(timeout, |st| done(&st.entries).then_some(()))
+            .await
+            .map_err(|st| {
+                format!(
+                    "mock Loki: waited {timeout:?} for {what}, got {} entries in {} requests (statuses {:?})",
+                    st.0,
+                    st.1.len(),
+                    st.1
+                )
+            })
+    }
+
     /// Waits until at least `n` requests arrived (answered or reset).
     pub async fn wait_for_requests(
         &self,
@@ -383,6 +426,8 @@ async fn handle(
         entries: 0,
         decode_error: None,
         status: None,
+        lines: Vec::new(),
+        stored: 0,
     };
     let mut accepted = Vec::new();
     match &decoded {
@@ -406,29 +451,55 @@ async fn handle(
         }
         Err(e) => request.decode_error = Some(e.to_string()),
     }
-    let (status, retry_after, body) = match reply {
+    request.lines = accepted.iter().map(|e| e.line.clone()).collect();
+    let mut reply = reply;
+    while let Reply::After(d, inner) = reply {
+        tokio::time::sleep(d).await;
+        reply = *inner;
+    }
+    let (status, retry_after, body, keep, truncate) = match reply {
         Reply::Reset => {
             shared.lock().requests.push(request);
             shared.changed.notify_waiters();
             return Err(ResetConnection);
         }
+        Reply::StoreThenReset => {
+            request.stored = accepted.len();
+            {
+                let mut st = shared.lock();
+                st.entries.extend(accepted);
+                st.requests.push(request);
+            }
+            shared.changed.notify_waiters();
+            return Err(ResetConnection);
+        }
+        Reply::StoreThenTruncate => (200, None, "half".to_owned(), usize::MAX, true),
+        Reply::Partial { keep, status, body } => (status, None, body, keep, false),
         Reply::Status {
             status,
             retry_after,
             body,
-        } => (status, retry_after, body),
+        } => {
+            let keep = if (200..300).contains(&status) {
+                usize::MAX
+            } else {
+                0
+            };
+            (status, retry_after, body, keep, false)
+        }
+        Reply::After(..) => unreachable!("unwrapped above"),
     };
     // A body that does not decode is what a real Loki rejects.
-    let (status, body) = match &decoded {
-        Err(e) => (400, format!("mock Loki: {e}")),
-        Ok(_) => (status, body),
+    let (status, body, keep) = match &decoded {
+        Err(e) => (400, format!("mock Loki: {e}"), 0),
+        Ok(_) => (status, body, keep),
     };
     request.status = Some(status);
     {
         let mut st = shared.lock();
-        if (200..300).contains(&status) {
-            st.entries.extend(accepted);
-        }
+        accepted.truncate(keep);
+        request.stored = accepted.len();
+        st.entries.extend(accepted);
         st.requests.push(request);
     }
     shared.changed.notify_waiters();
@@ -438,6 +509,14 @@ async fn handle(
         && let Ok(v) = hyper::header::HeaderValue::from_str(&ra)
     {
         resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+    }
+    if truncate {
+        // hyper sends the headers, then the short body, and closes the connection when the
+        // body ends before the announced length.
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_LENGTH,
+            hyper::header::HeaderValue::from_static("1000"),
+        );
     }
     Ok(resp)
 }

@@ -2,5 +2,6 @@
 
 #![allow(dead_code)]
 
+pub mod accounting;
 pub mod mock_loki;
 pub mod process;

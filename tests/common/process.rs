@@ -196,3 +196,52 @@ scrape_configs:
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Runs ferrotail with `args` and waits at most `limit` for it to exit (killing it and failing
+/// the test otherwise); for configs expected to be refused.
+pub fn run_bounded(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotail"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running ferrotail");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collecting output");
+            panic!(
+                "ferrotail {args:?} still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collecting output")
+}
+
+/// The value of the first `/metrics` sample whose line starts with `name` and contains every
+/// one of `labels` (e.g. `reason="ingester_error"`); `None` if there is none.
+pub fn metric(ft: &Ferrotail, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = ft.http_get("/metrics");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|x| l.contains(x)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Peak and current resident set size of a process, in KiB, from `/proc/<pid>/status`.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
