@@ -402,3 +402,53 @@ async fn kill_9_at_random_points_many_seeds() {
         kill_9_at_random_points("kill_9_many_seeds", base.wrapping_add(s), 10).await;
     }
 }
+
+/// Whether process `pid` has a descriptor open on the file now at `path`.
+fn holds_open(pid: u32, path: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_rotation_faster_than_shipping() {
+    let mock = MockLoki::start().await;
+    // Every push waits, so reading runs ahead of shipping and the budget fills.
+    mock.set_delay(Some(Duration::from_millis(20)));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let cfg = config(
+        dir.path(),
+        &mock,
+        &dir.path().join("*.log").display().to_string(),
+        "batchsize: 16384",
+        "ferrotail:\n  inflight_bytes: 128KB",
+    );
+    let gens = 12;
+    let per_gen = 2000;
+    let lines = fixed_lines("rename", 0..gens * per_gen, 120);
+    append_bytes(&log, &lines[..per_gen]);
+    let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+    mock.wait_for_entries(1, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    for g in 1..gens {
+        std::fs::rename(&log, dir.path().join(format!("app.log.{g}"))).unwrap();
+        append_bytes(&log, &lines[g * per_gen..(g + 1) * per_gen]);
+        // Rotate again as soon as ferrotail holds the new generation open (it looks at the
+        // path every 250 ms even while it is still reading an older one).
+        wait_until(WAIT, &format!("generation {g} held open"), || {
+            holds_open(ft.pid(), &log)
+        });
+    }
+    wait_all(&mock, &lines, &ft).await;
+    assert!(ft.stop().success());
+    Tally::of(
+        "rename_rotation_faster_than_shipping",
+        &lines,
+        &mock.entries(),
+    )
+    .assert_exactly_once();
+}

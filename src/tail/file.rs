@@ -105,7 +105,19 @@ impl OpenFile {
         settings: &TailSettings,
         from_start: bool,
     ) -> io::Result<Self> {
-        let mut file = File::open(path)?;
+        let file = File::open(path)?;
+        Self::attach(file, key, positions, settings, from_start)
+    }
+
+    /// Starts reading an already open descriptor (a newer generation opened while the reader
+    /// was still busy with an older one), attaching a new tracker to positions.
+    pub(crate) fn attach(
+        mut file: File,
+        key: &str,
+        positions: &Positions,
+        settings: &TailSettings,
+        from_start: bool,
+    ) -> io::Result<Self> {
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(io::Error::new(
@@ -193,6 +205,27 @@ impl OpenFile {
             return Ok(Round::NeedPermits);
         }
         Ok(Round::Rotated { replaced })
+    }
+
+    /// Opens the file the path names now if it is none of `known` (blocking): a newer
+    /// generation that appeared while this one is still being read. Held open, it can be read
+    /// after this one even if it is rotated away in the meantime. `None` when the path names a
+    /// known file, nothing, or something that cannot be opened (logged at debug level).
+    pub(crate) fn open_newer(path: &Path, known: &[FileIdentity]) -> Option<(File, FileIdentity)> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() || known.contains(&identity_of(&meta)) {
+            return None;
+        }
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "Opening a newer generation failed.");
+                return None;
+            }
+        };
+        // The path may have changed again between the stat and the open: trust the descriptor.
+        let identity = identity_of(&file.metadata().ok()?);
+        (!known.contains(&identity)).then_some((file, identity))
     }
 
     fn truncated(&self, prev_size: u64) -> Round {
@@ -386,5 +419,27 @@ mod tests {
             of.round(usize::MAX, 1024, &path).unwrap(),
             Round::Rotated { replaced: true }
         );
+    }
+
+    #[test]
+    fn open_newer_holds_only_a_generation_it_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"first\n").unwrap();
+        let first = identity_of(&std::fs::metadata(&path).unwrap());
+        assert!(OpenFile::open_newer(&path, &[first]).is_none(), "same file");
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        assert!(OpenFile::open_newer(&path, &[first]).is_none(), "path gone");
+        std::fs::write(&path, b"second\n").unwrap();
+        let (mut file, second) = OpenFile::open_newer(&path, &[first]).expect("newer one");
+        assert_ne!(second, first);
+        // Held open, it stays readable after it is rotated away too.
+        std::fs::rename(&path, dir.path().join("app.log.2")).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert_eq!(text, "second\n");
+        std::fs::write(&path, b"third\n").unwrap();
+        let third = identity_of(&std::fs::metadata(&path).unwrap());
+        assert!(OpenFile::open_newer(&path, &[first, second, third]).is_none());
     }
 }

@@ -19,14 +19,22 @@
 //!   reader blocked by backpressure holds no read data;
 //! - rotation: the path's new identity is seen first, then the old descriptor is read to its
 //!   end, so everything written to the old file before the rotation was noticed is read once;
+//! - while a generation is being read (or the reader waits for budget), the path is looked at
+//!   every `min_poll`; a newer generation found there is opened at once and held (up to
+//!   [`MAX_HELD_GENERATIONS`]), then read from its start after the older one. So rotations
+//!   while shipping lags behind (Loki slow or down) lose nothing, as long as each generation
+//!   stays at the path for one `min_poll`; positions only ever name the generation being read;
 //! - on shutdown the tracker stays attached to positions (acks during the flush still commit);
 //! - a reader that lets its file go (deleted, no longer matched, failed) says so with
 //!   `TailEvent::Released(labels)` after its last entries, so the pipeline sends on the blocks
 //!   buffering stages hold for it. A rotation is not a release: the same stream goes on in the
 //!   new file (Promtail does not cut a multiline block there either).
 
+use std::collections::VecDeque;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -38,7 +46,11 @@ use super::status::ReaderShared;
 use super::{TailEvent, TailSettings};
 use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
-use crate::positions::Positions;
+use crate::positions::{FileIdentity, Positions};
+
+/// Newer generations of a path a reader holds open while it still reads an older one. Past
+/// this, later generations are left to the path (a warning says so): a bound on descriptors.
+pub(crate) const MAX_HELD_GENERATIONS: usize = 16;
 
 /// Why a reader ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +123,8 @@ pub(crate) async fn run(
         fm: &fm,
         stop: &stop,
         shutdown: &shutdown,
+        newer: VecDeque::new(),
+        last_watch: Instant::now(),
     };
     let Some(of) = reader.open(false).await else {
         return Exit::OpenFailed;
@@ -136,6 +150,10 @@ struct Reader<'a> {
     fm: &'a FileMetrics,
     stop: &'a CancellationToken,
     shutdown: &'a CancellationToken,
+    /// Newer generations opened while an older one is read, oldest first.
+    newer: VecDeque<(File, FileIdentity)>,
+    /// When the path was last looked at for a newer generation.
+    last_watch: Instant,
 }
 
 impl Reader<'_> {
@@ -177,10 +195,15 @@ impl Reader<'_> {
             if self.shutdown.is_cancelled() {
                 return Exit::Shutdown;
             }
+            if self.last_watch.elapsed() >= self.ctx.settings.min_poll {
+                self.watch_path(&of).await;
+            }
             let want = of.want(read_buffer).min(self.ctx.budget_cap);
             let permit = if want > 0 {
                 match self.acquire(want).await {
-                    Ok(p) => Some(p),
+                    Ok(Some(p)) => Some(p),
+                    // Waited a poll interval: look at the path again, then wait on.
+                    Ok(None) => continue,
                     Err(exit) => return exit,
                 }
             } else {
@@ -247,6 +270,15 @@ impl Reader<'_> {
                     if self.stop.is_cancelled() {
                         return Exit::Stopped;
                     }
+                    if let Some((file, identity)) = self.newer.pop_front() {
+                        tracing::info!(path = %self.ctx.key, held = self.newer.len(), "File was rotated; reading the next generation, opened while this one was read, from the start.");
+                        drop(of);
+                        match self.attach(file, identity).await {
+                            Some(new) => of = new,
+                            None => return Exit::OpenFailed,
+                        }
+                        continue;
+                    }
                     if !replaced {
                         tracing::info!(path = %self.ctx.key, "File was removed; it was read to its end and is closed.");
                         return Exit::Deleted;
@@ -267,6 +299,57 @@ impl Reader<'_> {
         }
     }
 
+    /// Looks at the path for a generation newer than `of` and the held ones, and holds it open.
+    async fn watch_path(&mut self, of: &OpenFile) {
+        self.last_watch = Instant::now();
+        if self.newer.len() >= MAX_HELD_GENERATIONS {
+            tracing::warn!(path = %self.ctx.key, held = self.newer.len(), "Rotated faster than it can be read: no more generations are held open; later ones are read only if still at the path.");
+            return;
+        }
+        let mut known: Vec<FileIdentity> = self.newer.iter().map(|(_, id)| *id).collect();
+        known.push(of.identity);
+        let path = self.ctx.path.clone();
+        if let Ok(Some((file, identity))) = self
+            .blocking(move || OpenFile::open_newer(&path, &known))
+            .await
+        {
+            tracing::info!(path = %self.ctx.key, held = self.newer.len() + 1, "File was rotated while an older generation is still being read; holding the new one open.");
+            self.newer.push_back((file, identity));
+        }
+    }
+
+    /// Starts reading a held generation (from its start), in a blocking task.
+    async fn attach(&mut self, file: File, identity: FileIdentity) -> Option<Box<OpenFile>> {
+        let key = self.ctx.key.clone();
+        let (positions, settings) = (
+            Arc::clone(&self.ctx.positions),
+            Arc::clone(&self.ctx.settings),
+        );
+        let attached = self
+            .blocking(move || {
+                OpenFile::attach(file, &key, &positions, &settings, true).map(Box::new)
+            })
+            .await;
+        match attached {
+            Ok(Ok(of)) => {
+                debug_assert_eq!(of.identity, identity);
+                self.ctx.shared.set_tracker(Some(Arc::clone(&of.tracker)));
+                self.ctx.shared.set_size(of.size);
+                self.fm.read_bytes.set(0);
+                self.fm.file_bytes.set(gauge_value(of.size));
+                Some(of)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(path = %self.ctx.key, error = %e, "Reading a held generation failed; retrying at the next sync.");
+                None
+            }
+            Err(e) => {
+                tracing::error!(path = %self.ctx.key, error = %e, "Reading a held generation failed.");
+                None
+            }
+        }
+    }
+
     /// Runs `f` on the blocking pool once a blocking slot is free.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -279,16 +362,18 @@ impl Reader<'_> {
         res
     }
 
-    /// Waits for budget permits (backpressure) or shutdown.
-    async fn acquire(&self, n: usize) -> Result<OwnedSemaphorePermit, Exit> {
+    /// Waits for budget permits (backpressure) or shutdown; `None` after one poll interval
+    /// without them, so that the caller looks at the path meanwhile.
+    async fn acquire(&self, n: usize) -> Result<Option<OwnedSemaphorePermit>, Exit> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => Err(Exit::Shutdown),
-            p = Arc::clone(&self.ctx.budget).acquire_many_owned(n) => p.map_err(|_| {
+            p = Arc::clone(&self.ctx.budget).acquire_many_owned(n) => p.map(Some).map_err(|_| {
                 tracing::error!(path = %self.ctx.key, "The in-flight byte budget was closed; the reader stops.");
                 Exit::Failed
             }),
+            _ = tokio::time::sleep(self.ctx.settings.min_poll) => Ok(None),
         }
     }
 
