@@ -162,6 +162,20 @@ fn stream_lag_warning(path: String) -> Warning {
     }
 }
 
+/// Label names must be legacy Prometheus names, as Prometheus' `LabelName` YAML decoding (and
+/// so Promtail) requires; `__path__` and the other `__` names pass.
+fn check_label_names<'a>(
+    path: &str,
+    names: impl Iterator<Item = &'a String>,
+    problems: &mut Vec<String>,
+) {
+    for name in names {
+        if !crate::pipeline::stages::is_legacy_label_name(name) {
+            problems.push(format!("{path}: {name:?} is not a valid label name"));
+        }
+    }
+}
+
 fn not_supported(problems: &mut Vec<String>, path: impl std::fmt::Display) {
     problems.push(format!("{path} is not supported yet"));
 }
@@ -252,6 +266,15 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
             ));
         }
         refuse_client(path, c, &mut problems);
+        // Promtail panics on a non-positive ticker; say which key instead.
+        if c.batchwait.0 <= 0 {
+            problems.push(format!("{path}.batchwait must be greater than 0"));
+        }
+        check_label_names(
+            &format!("{path}.external_labels"),
+            c.external_labels.keys(),
+            &mut problems,
+        );
     }
     if cfg.client.as_ref().is_some_and(|c| c.url.is_some()) {
         warnings.push(Warning {
@@ -270,6 +293,13 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
                 "no valid target scrape config defined for {:?}",
                 sc.job_name
             ));
+        }
+        for (j, st) in sc.static_configs().iter().enumerate() {
+            check_label_names(
+                &format!("{p}.static_configs[{j}].labels"),
+                st.labels.keys(),
+                &mut problems,
+            );
         }
         for (j, rc) in sc.relabel_configs.iter().enumerate() {
             if let Err(e) = rc.validate() {
@@ -298,6 +328,10 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
     }
 
     // Process-wide settings.
+    // Promtail would run and fail every positions write; nothing could ever be resumed.
+    if cfg.positions.filename.is_empty() {
+        problems.push("positions.filename must not be empty".to_owned());
+    }
     if cfg.server.http_tls_config.is_set() {
         not_supported(&mut problems, "server.http_tls_config");
     }

@@ -389,3 +389,27 @@ fn printed_config_round_trips() {
     let back = Config::parse_str(&out, "printed").unwrap();
     assert_eq!(back, cfg);
 }
+
+#[test]
+fn values_promtail_would_crash_or_misbehave_on_are_refused_by_path() {
+    let text = "\
+positions: {filename: ''}
+clients:
+- url: http://loki:3100/loki/api/v1/push
+  batchwait: -1s
+  external_labels: {0host: a, ok: b}
+scrape_configs:
+- job_name: files
+  static_configs:
+  - labels: {__path__: /var/log/*.log, my-label: x}
+";
+    assert_eq!(
+        problems(&parse(text)),
+        [
+            "clients[0].batchwait must be greater than 0",
+            "clients[0].external_labels: \"0host\" is not a valid label name",
+            "scrape_configs[0].static_configs[0].labels: \"my-label\" is not a valid label name",
+            "positions.filename must not be empty",
+        ]
+    );
+}
