@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;
+pub mod redact;
 pub mod server;
 pub mod settings;
 pub mod tail;
