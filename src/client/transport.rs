@@ -21,7 +21,7 @@ use reqwest::{Client, RequestBuilder, Url};
 
 use super::ClientError;
 use super::backoff::parse_retry_after;
-use super::settings::{Auth, ClientSettings};
+use super::settings::{Auth, ClientSettings, Secret};
 use super::tls;
 use crate::redact;
 
@@ -200,32 +200,22 @@ impl HttpTransport {
         if let Some((user, pass)) = &self.userinfo {
             return Ok(req.basic_auth(user, pass.as_ref()));
         }
-        let read = |what: &str, e: std::io::Error| format!("unable to read {what}: {e}");
         match &self.auth {
             Auth::None => Ok(req),
             Auth::Basic { username, password } => {
-                let user = username
-                    .value()
-                    .await
-                    .map_err(|e| read("basic auth username", e))?;
-                let pass = password
-                    .value()
-                    .await
-                    .map_err(|e| read("basic auth password", e))?;
+                let user = secret_value(username, "basic_auth.username_file").await?;
+                let pass = secret_value(password, "basic_auth.password_file").await?;
                 Ok(req.basic_auth(user, Some(pass)))
             }
             Auth::Bearer(token) => {
-                let token = token.value().await.map_err(|e| read("bearer token", e))?;
+                let token = secret_value(token, "bearer_token_file").await?;
                 sensitive(format!("Bearer {token}")).map(|v| req.header(AUTHORIZATION, v))
             }
             Auth::Authorization {
                 scheme,
                 credentials,
             } => {
-                let cred = credentials
-                    .value()
-                    .await
-                    .map_err(|e| read("authorization credentials", e))?;
+                let cred = secret_value(credentials, "authorization.credentials_file").await?;
                 sensitive(format!("{scheme} {cred}")).map(|v| req.header(AUTHORIZATION, v))
             }
         }
@@ -307,6 +297,16 @@ impl Transport for HttpTransport {
     }
 }
 
+/// The current value of `secret` (a file is read again for every attempt, so a rotated secret
+/// is used without a restart). A file that cannot be read is an error naming the setting and the
+/// file; the attempt then fails like a network error and the batch is retried.
+async fn secret_value(secret: &Secret, setting: &str) -> Result<String, String> {
+    secret.value().await.map_err(|e| match secret {
+        Secret::File(path) => format!("unable to read {setting} {}: {e}", path.display()),
+        Secret::Inline(_) => format!("unable to read {setting}: {e}"),
+    })
+}
+
 fn sensitive(value: String) -> Result<HeaderValue, String> {
     let mut v = HeaderValue::from_str(&value)
         .map_err(|_| "the Authorization value is not a valid header value".to_owned())?;
@@ -350,7 +350,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Secret;
 
     #[test]
     fn bad_header_and_url_are_start_errors() {
