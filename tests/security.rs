@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -236,6 +237,14 @@ async fn credential_files_are_read_again_for_every_push() {
         !stderr.contains("final error sending batch"),
         "nothing may be dropped:\n{stderr}"
     );
+    // The state files the binary wrote are private (Promtail: 0600).
+    for state in ["positions.yaml", "positions.yaml.ferrotail"] {
+        let mode = std::fs::metadata(dir.path().join(state))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{state}");
+    }
     let lines: Vec<String> = mock.entries().iter().map(|e| e.line_str()).collect();
     for line in ["first", "second", "third"] {
         assert_eq!(
