@@ -3,6 +3,8 @@
 //! Exit codes (spec §2.1): 0 on success (also `-version`, `-check-syntax` of a valid file and a
 //! graceful shutdown), 1 for a config that cannot be loaded or used, 2 for `-help` and bad flags.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use ferrotail::config::{self, FlagError, Flags};

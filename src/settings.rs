@@ -14,6 +14,7 @@ use crate::config::{ClientConfig, Config};
 use crate::entry::LabelSet;
 use crate::metrics::Metrics;
 use crate::positions::PositionsSettings;
+use crate::redact;
 use crate::tail::{FileTarget, LongLineAction, TailSettings};
 
 /// Errors turning a validated config into runtime settings (things only checkable here).
@@ -161,7 +162,9 @@ fn client(cfg: &Config, path: &str, c: &ClientConfig) -> Result<ClientSettings, 
         message,
     };
     let url_text = c.url.clone().unwrap_or_default();
-    let url = reqwest::Url::parse(&url_text).map_err(|e| err(format!("url {url_text:?}: {e}")))?;
+    // URLs are echoed with their password masked (they may carry `user:password@`).
+    let url = reqwest::Url::parse(&url_text)
+        .map_err(|e| err(format!("url {:?}: {e}", redact::url(&url_text))))?;
     let auth = if let Some(b) = &c.basic_auth {
         Auth::Basic {
             username: secret(&b.username, &b.username_file)
@@ -188,7 +191,10 @@ fn client(cfg: &Config, path: &str, c: &ClientConfig) -> Result<ClientSettings, 
         Auth::None
     };
     let proxy_url = match c.proxy_url.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Some(reqwest::Url::parse(p).map_err(|e| err(format!("proxy_url {p:?}: {e}")))?),
+        Some(p) => Some(
+            reqwest::Url::parse(p)
+                .map_err(|e| err(format!("proxy_url {:?}: {e}", redact::url(p))))?,
+        ),
         None => None,
     };
     let t = &c.tls_config;

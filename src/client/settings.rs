@@ -11,10 +11,11 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::entry::LabelSet;
+use crate::redact;
 
 /// Everything one client needs (one `clients[]` element plus the `limits_config` values that act
-/// per client).
-#[derive(Clone, Debug)]
+/// per client). Its `Debug` masks the URL's password and sensitive header values.
+#[derive(Clone)]
 pub struct ClientSettings {
     /// The full push URL, e.g. `http://loki:3100/loki/api/v1/push`. Userinfo in it
     /// (`https://user:token@host/...`) is used as basic auth and never sent as part of the URL.
@@ -104,6 +105,57 @@ impl ClientSettings {
     }
 }
 
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let ClientSettings {
+            url,
+            name,
+            tenant_id,
+            batch_wait,
+            batch_size,
+            timeout,
+            headers,
+            external_labels,
+            backoff,
+            drop_rate_limited_batches,
+            auth,
+            proxy_url,
+            proxy_from_environment,
+            tls,
+            follow_redirects,
+            concurrency,
+            max_line_size,
+            max_line_size_truncate,
+            max_streams,
+        } = self;
+        f.debug_struct("ClientSettings")
+            .field("url", &redact::url(url.as_str()))
+            .field("name", name)
+            .field("tenant_id", tenant_id)
+            .field("batch_wait", batch_wait)
+            .field("batch_size", batch_size)
+            .field("timeout", timeout)
+            .field("headers", &redact::Headers(headers))
+            .field("external_labels", external_labels)
+            .field("backoff", backoff)
+            .field("drop_rate_limited_batches", drop_rate_limited_batches)
+            .field("auth", auth)
+            .field(
+                "proxy_url",
+                &proxy_url.as_ref().map(|u| redact::url(u.as_str())),
+            )
+            .field("proxy_from_environment", proxy_from_environment)
+            .field("tls", tls)
+            .field("follow_redirects", follow_redirects)
+            .field("concurrency", concurrency)
+            .field("max_line_size", max_line_size)
+            .field("max_line_size_truncate", max_line_size_truncate)
+            .field("max_streams", max_streams)
+            .finish()
+    }
+}
+
 /// Retry timing (Promtail's `backoff_config`, spec §8.4). A `Retry-After` header on a retryable
 /// answer raises the next sleep to its value, capped at `max_period` (a server asking for an
 /// hour must not stall a stream longer than the operator allows).
@@ -160,7 +212,7 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Secret::Inline(_) => f.write_str("<secret>"),
+            Secret::Inline(_) => f.write_str(redact::MASK),
             Secret::File(path) => write!(f, "<secret in {}>", path.display()),
         }
     }
@@ -236,6 +288,29 @@ mod tests {
         assert!(!format!("{auth:?}").contains("hunter2"));
         let f = Secret::File("/run/token".into());
         assert_eq!(f.to_string(), "<secret in /run/token>");
+    }
+
+    #[test]
+    fn settings_debug_masks_url_proxy_and_credential_headers() {
+        let mut s = ClientSettings::new(
+            Url::parse("https://user:hunter2@logs.example/loki/api/v1/push").unwrap(),
+        );
+        s.proxy_url = Some(Url::parse("http://proxyuser:hunter3@proxy:3128").unwrap());
+        s.headers = vec![
+            ("Authorization".into(), "Bearer hunter4".into()),
+            ("X-Scope-OrgID".into(), "tenant-a".into()),
+        ];
+        s.auth = Auth::Bearer(Secret::Inline("hunter5".into()));
+        s.tls.key = Some(Secret::Inline("-----BEGIN PRIVATE KEY----- hunter6".into()));
+        let out = format!("{s:?} {s:#?}");
+        assert!(!out.contains("hunter"), "{out}");
+        for shown in [
+            "https://user:<secret>@logs.example/loki/api/v1/push",
+            "http://proxyuser:<secret>@proxy:3128/",
+            "tenant-a",
+        ] {
+            assert!(out.contains(shown), "{shown} missing from {out}");
+        }
     }
 
     #[test]

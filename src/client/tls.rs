@@ -85,7 +85,7 @@ pub(crate) fn client_config(
             }
             let (key_pem, key_origin) = read_key(client, key)?;
             let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|e| err(format!("{key_origin}: no usable PEM private key: {e}")))?;
+                .map_err(|e| err(format!("{key_origin}: {}", key_pem_problem(&e))))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 err(format!(
                     "client certificate {origin} and key {key_origin}: {e}"
@@ -107,6 +107,17 @@ pub(crate) fn client_config(
     // Promtail speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// What is wrong with a PEM private key, without the text the parser quotes: its error can
+/// carry a line of the file, which could be key material.
+pub(crate) fn key_pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::NoItemsFound => "no PEM private key found",
+        Error::Io(_) => "the key could not be read",
+        _ => "not a valid PEM private key",
+    }
 }
 
 fn read_pem(client: &str, what: &str, src: &PemSource) -> Result<(Vec<u8>, String), ClientError> {
@@ -283,6 +294,29 @@ mod tests {
         };
         let msg = names(client_config("c", &tls).unwrap_err());
         assert!(msg.contains("needs a key"), "{msg}");
+    }
+
+    #[test]
+    fn a_malformed_key_is_refused_without_quoting_it() {
+        for key in [
+            "-----BEGIN PRIVATE KEY hunter2\n",
+            "-----BEGIN PRIVATE KEY-----\nhunter2\n",
+            "hunter2",
+        ] {
+            let tls = TlsSettings {
+                cert: Some(PemSource::Inline(
+                    "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n".into(),
+                )),
+                key: Some(Secret::Inline(key.into())),
+                ..TlsSettings::default()
+            };
+            let msg = names(client_config("c", &tls).unwrap_err());
+            assert!(msg.contains("tls_config.key"), "{msg}");
+            // The PEM parser quotes lines as lists of byte values.
+            let as_bytes = format!("{:?}", b"hunter2".to_vec());
+            let as_bytes = &as_bytes[1..as_bytes.len() - 1];
+            assert!(!msg.contains("hunter2") && !msg.contains(as_bytes), "{msg}");
+        }
     }
 
     #[test]

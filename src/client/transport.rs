@@ -7,6 +7,7 @@
 //! (Go applies it before the auth round-tripper, which then leaves the header alone); the
 //! configured `auth` comes last. File secrets are read for every attempt.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -20,8 +21,9 @@ use reqwest::{Client, RequestBuilder, Url};
 
 use super::ClientError;
 use super::backoff::parse_retry_after;
-use super::settings::{Auth, ClientSettings};
+use super::settings::{Auth, ClientSettings, Secret};
 use super::tls;
+use crate::redact;
 
 /// The `User-Agent` of every push.
 pub const USER_AGENT_VALUE: &str = concat!("ferrotail/", env!("CARGO_PKG_VERSION"));
@@ -56,8 +58,7 @@ pub trait Transport: Send + Sync + 'static {
     fn attempt(&self, tenant: &str, body: &Bytes) -> impl Future<Output = Attempt> + Send;
 }
 
-/// Pushes over HTTP with reqwest.
-#[derive(Debug)]
+/// Pushes over HTTP with reqwest. Its `Debug` shows no credential (see the impl).
 pub struct HttpTransport {
     client: Client,
     name: String,
@@ -73,6 +74,28 @@ pub struct HttpTransport {
     warned_org_id: AtomicBool,
 }
 
+impl fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // reqwest's `Client` is left out: its `Debug` prints the proxy URL with its password.
+        f.debug_struct("HttpTransport")
+            .field("name", &self.name)
+            .field("url", &redact::url(self.url.as_str()))
+            .field("timeout", &self.timeout)
+            .field("headers", &redact::Headers(&self.headers))
+            .field("custom_org_id", &self.custom_org_id)
+            .field("custom_authorization", &self.custom_authorization)
+            .field(
+                "userinfo",
+                &self
+                    .userinfo
+                    .as_ref()
+                    .map(|(user, pass)| (user, pass.as_ref().map(|_| redact::MASK))),
+            )
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpTransport {
     /// Builds the HTTP client for `settings`. Bad TLS files, a bad proxy URL or bad header names
     /// are errors naming the client.
@@ -82,7 +105,7 @@ impl HttpTransport {
         if scheme != "http" && scheme != "https" || settings.url.host_str().is_none() {
             return Err(ClientError::Url {
                 client: client_name.to_owned(),
-                url: redact(&settings.url),
+                url: redact::url(settings.url.as_str()),
                 problem: "must be an http or https URL with a host".into(),
             });
         }
@@ -141,7 +164,7 @@ impl HttpTransport {
             let proxy =
                 reqwest::Proxy::all(proxy.clone()).map_err(|source| ClientError::Proxy {
                     client: client_name.to_owned(),
-                    url: redact(proxy),
+                    url: redact::url(proxy.as_str()),
                     source,
                 })?;
             builder = builder.no_proxy().proxy(proxy);
@@ -177,32 +200,22 @@ impl HttpTransport {
         if let Some((user, pass)) = &self.userinfo {
             return Ok(req.basic_auth(user, pass.as_ref()));
         }
-        let read = |what: &str, e: std::io::Error| format!("unable to read {what}: {e}");
         match &self.auth {
             Auth::None => Ok(req),
             Auth::Basic { username, password } => {
-                let user = username
-                    .value()
-                    .await
-                    .map_err(|e| read("basic auth username", e))?;
-                let pass = password
-                    .value()
-                    .await
-                    .map_err(|e| read("basic auth password", e))?;
+                let user = secret_value(username, "basic_auth.username_file").await?;
+                let pass = secret_value(password, "basic_auth.password_file").await?;
                 Ok(req.basic_auth(user, Some(pass)))
             }
             Auth::Bearer(token) => {
-                let token = token.value().await.map_err(|e| read("bearer token", e))?;
+                let token = secret_value(token, "bearer_token_file").await?;
                 sensitive(format!("Bearer {token}")).map(|v| req.header(AUTHORIZATION, v))
             }
             Auth::Authorization {
                 scheme,
                 credentials,
             } => {
-                let cred = credentials
-                    .value()
-                    .await
-                    .map_err(|e| read("authorization credentials", e))?;
+                let cred = secret_value(credentials, "authorization.credentials_file").await?;
                 sensitive(format!("{scheme} {cred}")).map(|v| req.header(AUTHORIZATION, v))
             }
         }
@@ -284,6 +297,16 @@ impl Transport for HttpTransport {
     }
 }
 
+/// The current value of `secret` (a file is read again for every attempt, so a rotated secret
+/// is used without a restart). A file that cannot be read is an error naming the setting and the
+/// file; the attempt then fails like a network error and the batch is retried.
+async fn secret_value(secret: &Secret, setting: &str) -> Result<String, String> {
+    secret.value().await.map_err(|e| match secret {
+        Secret::File(path) => format!("unable to read {setting} {}: {e}", path.display()),
+        Secret::Inline(_) => format!("unable to read {setting}: {e}"),
+    })
+}
+
 fn sensitive(value: String) -> Result<HeaderValue, String> {
     let mut v = HeaderValue::from_str(&value)
         .map_err(|_| "the Authorization value is not a valid header value".to_owned())?;
@@ -324,15 +347,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("xxxxx"));
-    }
-    u.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,12 +359,50 @@ mod tests {
         let msg = HttpTransport::new(&s).unwrap_err().to_string();
         assert!(msg.contains("c1") && msg.contains("Bad Name"), "{msg}");
 
-        let s = ClientSettings::new(Url::parse("ftp://u:secret@loki/x").unwrap());
+        let s = ClientSettings::new(Url::parse("ftp://u:hunter2@loki/x").unwrap());
         let msg = HttpTransport::new(&s).unwrap_err().to_string();
         assert!(
-            msg.contains("http or https") && !msg.contains("secret"),
+            msg.contains("http or https") && msg.contains("ftp://u:<secret>@loki/x"),
             "{msg}"
         );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    /// A port on 127.0.0.1 where nothing listens (bound, then released).
+    async fn closed_port() -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn credentials_never_appear_in_debug_or_transport_errors() {
+        let loki = closed_port().await;
+        let proxy = closed_port().await;
+        for with_proxy in [false, true] {
+            let mut s = ClientSettings::new(
+                Url::parse(&format!("http://user:hunter2@{loki}/loki/api/v1/push")).unwrap(),
+            );
+            s.headers = vec![("X-Api-Key".into(), "hunter3".into())];
+            s.auth = Auth::Bearer(Secret::Inline("hunter4".into()));
+            if with_proxy {
+                s.proxy_url =
+                    Some(Url::parse(&format!("http://proxyuser:hunter5@{proxy}")).unwrap());
+            }
+            let t = HttpTransport::new(&s).unwrap();
+            let debug = format!("{t:?} {t:#?}");
+            assert!(!debug.contains("hunter"), "{debug}");
+            assert!(
+                debug.contains("user") && debug.contains("<secret>"),
+                "{debug}"
+            );
+
+            let attempt = t.attempt("", &Bytes::from_static(b"x")).await;
+            let Attempt::Failed(msg) = &attempt else {
+                panic!("a closed port must fail: {attempt:?}");
+            };
+            assert!(!msg.contains("hunter"), "{msg}");
+            assert!(msg.contains(&loki.to_string()), "names the target: {msg}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::http::{
 use super::types::GoDuration;
 
 /// One `clients[]` element (or the `client:` block, or the `-client.*` flags).
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
     /// `url`: the full push URL (`http://loki:3100/loki/api/v1/push`); required. May carry

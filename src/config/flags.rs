@@ -144,6 +144,26 @@ impl FlagValue for LongLineAction {
     }
 }
 
+/// The value of `-client.url`: a URL that may carry `user:password@`, so its `Debug` masks the
+/// password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UrlFlag(pub String);
+
+impl FlagValue for UrlFlag {
+    const KIND: &'static str = "string";
+    fn parse_flag(s: &str) -> Result<Self, String> {
+        Ok(UrlFlag(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for UrlFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UrlFlag")
+            .field(&crate::redact::url(&self.0))
+            .finish()
+    }
+}
+
 /// The value of `-client.external-labels`: `k1=v1,k2=v2` (CSV; a single `k=v` may be quoted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LabelsFlag(pub BTreeMap<String, String>);
@@ -362,7 +382,7 @@ define_flags! {
         server_disable: bool = "server.disable", "false", "Disable the http and grpc server." => |c, v| c.server.disable = v;
         server_profiling_enabled: bool = "server.profiling_enabled", "false", "Enable the /debug/fgprof and /debug/pprof endpoints for profiling." => |c, v| c.server.profiling_enabled = v;
         server_enable_runtime_reload: bool = "server.enable-runtime-reload", "false", "Enable reload via HTTP request." => |c, v| c.server.enable_runtime_reload = v;
-        client_url: String = "client.url", "", "URL of log server (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).url = Some(v).filter(|u| !u.is_empty());
+        client_url: UrlFlag = "client.url", "", "URL of log server (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).url = Some(v.0).filter(|u| !u.is_empty());
         client_batch_wait: GoDuration = "client.batch-wait", "1s", "Maximum wait period before sending batch (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).batchwait = v;
         client_batch_size_bytes: u64 = "client.batch-size-bytes", "1048576", "Maximum batch size to accrue before sending (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).batchsize = v;
         client_max_retries: u32 = "client.max-retries", "0", "Maximum number of retries when sending batches; 0 or unset = retry until delivered (deprecated)." => |c, v| c.client.get_or_insert_with(Default::default).backoff_config.max_retries = Some(v);

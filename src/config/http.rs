@@ -13,7 +13,7 @@ pub(super) fn is_false(b: &bool) -> bool {
 }
 
 /// `basic_auth`. Each of username and password has exactly one source.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BasicAuth {
     /// `username`.
@@ -37,7 +37,7 @@ pub struct BasicAuth {
 }
 
 /// `authorization`: sends `Authorization: <type> <credentials>`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Authorization {
     /// `type`, default `Bearer` (see [`Authorization::scheme`]); `basic` is rejected.
@@ -69,7 +69,7 @@ impl Authorization {
 }
 
 /// `oauth2` (accepted and checked like Promtail; refused by validation for now).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OAuth2 {
     /// `client_id`.
@@ -144,7 +144,7 @@ pub struct OAuth2 {
 }
 
 /// One `http_headers` entry: values, secrets and files whose contents are sent.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpHeader {
     /// `values`.
@@ -209,7 +209,7 @@ impl Serialize for TlsVersion {
 }
 
 /// `tls_config` of a client (Prometheus TLS config).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// `ca`: inline CA PEM.

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{BackoffConfig, ClientConfig};
 pub use de::parse_yaml11_bool;
 pub use envsubst::{ExpandError, ExpandErrorKind, expand_env};
-pub use flags::{FlagError, Flags, LabelsFlag, apply_flags, usage};
+pub use flags::{FlagError, Flags, LabelsFlag, UrlFlag, apply_flags, usage};
 pub use http::{Authorization, BasicAuth, HttpHeader, OAuth2, TlsConfig, TlsVersion};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use scrape::{DecompressionConfig, FileSdConfig, RawMapping, ScrapeConfig, StaticConfig};
@@ -51,7 +51,7 @@ pub use types::{ByteSize, GoDuration, LogFormat, LogLevel, PromDuration};
 use de::nullable;
 
 /// The whole configuration file (all top-level keys optional).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `global:`.

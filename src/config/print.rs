@@ -1,15 +1,24 @@
-//! The effective config as YAML with secrets masked (`-print-config-stderr`, `-dry-run`).
+//! The effective config as YAML with secrets masked (`-print-config-stderr`, `-dry-run`,
+//! `/config`), and the `Debug` output of every config type that can hold a secret.
 //!
 //! Masking works on the serialized tree by key name, so it also covers sections kept as raw YAML
 //! (e.g. a kafka `password` or a cloudflare `api_token`). Pipeline stages are printed as written:
 //! their keys name extracted fields, not credentials.
+//!
+//! `Debug` of [`Config`], [`ClientConfig`], the HTTP client blocks, [`ServerConfig`] and
+//! [`ScrapeConfig`] prints that same masked tree, so a `{:?}` in a log line, an error or a
+//! panic message shows exactly what `/config` shows and never a secret.
 
+use std::fmt;
+
+use serde::Serialize;
 use serde_yaml::Value;
 
-use super::Config;
-
-/// The text that replaces every secret.
-pub const MASK: &str = "<secret>";
+use super::{
+    Authorization, BasicAuth, ClientConfig, Config, HttpHeader, OAuth2, ScrapeConfig, ServerConfig,
+    ServerTlsConfig, TlsConfig,
+};
+use crate::redact::{self, MASK};
 
 /// Keys whose (string) value is a secret wherever they appear.
 const SECRET_KEYS: &[&str] = &[
@@ -22,46 +31,6 @@ const SECRET_KEYS: &[&str] = &[
     "api_token",
     "connection_string",
 ];
-
-/// Header names whose values are credentials.
-fn is_sensitive_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "authorization",
-        "token",
-        "secret",
-        "password",
-        "key",
-        "cookie",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
-/// Replaces the password of a URL's `user:password@` part.
-fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_len = url[authority_start..]
-        .find(['/', '?', '#'])
-        .unwrap_or(url.len() - authority_start);
-    let authority = &url[authority_start..authority_start + authority_len];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let Some(colon) = authority[..at].find(':') else {
-        return url.to_owned();
-    };
-    format!(
-        "{}{}{}{}",
-        &url[..authority_start + colon + 1],
-        MASK,
-        &authority[at..],
-        &url[authority_start + authority_len..]
-    )
-}
 
 fn mask_all_strings(v: &mut Value) {
     match v {
@@ -85,13 +54,13 @@ fn mask(v: &mut Value) {
                     "secrets" | "proxy_connect_header" => mask_all_strings(child),
                     "url" | "proxy_url" => {
                         if let Value::String(s) = child {
-                            *s = mask_url(s);
+                            *s = redact::url(s);
                         }
                     }
                     "headers" => {
                         if let Value::Mapping(h) = child {
                             for (name, value) in h.iter_mut() {
-                                if name.as_str().is_some_and(is_sensitive_header) {
+                                if name.as_str().is_some_and(redact::is_sensitive_header) {
                                     mask_all_strings(value);
                                 }
                             }
@@ -116,27 +85,62 @@ fn mask(v: &mut Value) {
     }
 }
 
-pub(super) fn to_yaml_masked(cfg: &Config) -> String {
-    let mut tree = match serde_yaml::to_value(cfg) {
-        Ok(v) => v,
-        Err(e) => return format!("# cannot print the config: {e}\n"),
-    };
+/// The masked tree of `v`.
+fn masked_tree<T: Serialize>(v: &T) -> Result<Value, serde_yaml::Error> {
+    let mut tree = serde_yaml::to_value(v)?;
     mask(&mut tree);
-    serde_yaml::to_string(&tree).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    Ok(tree)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::mask_url;
+fn debug_masked<T: Serialize>(name: &str, v: &T, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match masked_tree(v) {
+        Ok(tree) => f.debug_tuple(name).field(&tree).finish(),
+        // Never fall back to the fields themselves: they hold the secrets.
+        Err(e) => write!(f, "{name}(<not printable: {e}>)"),
+    }
+}
 
-    #[test]
-    fn url_password_is_masked() {
-        assert_eq!(
-            mask_url("https://123:glc_abc@logs.example.net/loki/api/v1/push"),
-            "https://123:<secret>@logs.example.net/loki/api/v1/push"
-        );
-        assert_eq!(mask_url("http://user@host/x"), "http://user@host/x");
-        assert_eq!(mask_url("http://host:3100/x"), "http://host:3100/x");
-        assert_eq!(mask_url("http://u:p@host"), "http://u:<secret>@host");
+/// `Debug` through the masked tree, for types that can hold a secret.
+macro_rules! masked_debug {
+    ($($t:ident),* $(,)?) => {$(
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                debug_masked(stringify!($t), self, f)
+            }
+        }
+    )*};
+}
+
+masked_debug!(
+    ClientConfig,
+    BasicAuth,
+    Authorization,
+    OAuth2,
+    HttpHeader,
+    TlsConfig,
+    ServerConfig,
+    ServerTlsConfig,
+    ScrapeConfig,
+);
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Config");
+        match masked_tree(self) {
+            Ok(tree) => d.field("yaml", &tree),
+            Err(e) => d.field("yaml", &format_args!("<not printable: {e}>")),
+        };
+        // The fields YAML does not carry.
+        d.field("warnings", &self.warnings)
+            .field("inspect", &self.inspect)
+            .finish()
+    }
+}
+
+pub(super) fn to_yaml_masked(cfg: &Config) -> String {
+    match masked_tree(cfg) {
+        Ok(tree) => serde_yaml::to_string(&tree)
+            .unwrap_or_else(|e| format!("# cannot print the config: {e}\n")),
+        Err(e) => format!("# cannot print the config: {e}\n"),
     }
 }

@@ -16,7 +16,7 @@ use super::types::{GoDuration, PromDuration};
 pub type RawMapping = serde_yaml::Mapping;
 
 /// One `scrape_configs[]` element.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScrapeConfig {
     /// `job_name`: required, unique.

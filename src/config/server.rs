@@ -12,7 +12,7 @@ use super::types::{GoDuration, LogFormat, LogLevel};
 
 /// `server:`. Every key of dskit's server config is accepted; most only matter to Promtail's gRPC
 /// server, which ferrotail does not run.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServerConfig {
     /// `http_listen_network`, default `tcp`.
@@ -302,7 +302,7 @@ impl Default for ServerConfig {
 }
 
 /// `server.http_tls_config` / `server.grpc_tls_config` (dskit). All default to `""` = unset.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerTlsConfig {
     /// `cert`: inline server certificate (YAML only).

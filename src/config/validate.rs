@@ -181,10 +181,12 @@ fn not_supported(problems: &mut Vec<String>, path: impl std::fmt::Display) {
 }
 
 fn check_url(field: &str, url: &str, problems: &mut Vec<String>) {
+    // The URL is echoed with its password masked: these messages reach stdout and the logs.
+    let shown = crate::redact::url(url);
     match reqwest::Url::parse(url) {
-        Err(e) => problems.push(format!("{field}: invalid URL {url:?}: {e}")),
+        Err(e) => problems.push(format!("{field}: invalid URL {shown:?}: {e}")),
         Ok(u) if !matches!(u.scheme(), "http" | "https") => problems.push(format!(
-            "{field}: unsupported scheme {:?} in {url:?} (http or https)",
+            "{field}: unsupported scheme {:?} in {shown:?} (http or https)",
             u.scheme()
         )),
         Ok(_) => {}

@@ -240,6 +240,38 @@ fn existing_mode_is_preserved() {
 }
 
 #[test]
+fn new_positions_and_sidecar_are_private() {
+    // Both files name every tailed log file; only the owner may read them (Promtail: 0600).
+    let (dir, path) = dir_and_path();
+    let p = open(&path);
+    p.set(
+        "/var/log/app.log",
+        SavedPosition {
+            offset: 7,
+            identity: Some(ID),
+        },
+    );
+    p.save().unwrap();
+    let sidecar = settings(&path).sidecar_path();
+    assert!(sidecar.exists(), "an identity is saved in the sidecar");
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&sidecar), 0o600);
+    // Rewritten files keep the mode.
+    p.set(
+        "/var/log/app.log",
+        SavedPosition {
+            offset: 9,
+            identity: Some(ID),
+        },
+    );
+    let before = ino(&path);
+    p.save().unwrap();
+    assert_ne!(ino(&path), before, "the file must have been replaced");
+    assert_eq!((mode(&path), mode(&sidecar)), (0o600, 0o600));
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
 fn missing_parent_directory_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a/b/positions.yaml");

@@ -325,9 +325,8 @@ fn deprecated_client_block_warns() {
     assert_eq!(cfg.effective_clients()[0].external_labels["a"], "b");
 }
 
-#[test]
-fn masked_yaml_hides_every_secret() {
-    let text = "\
+/// A config with every kind of secret Promtail's config can hold, each named `SECRET_*`.
+const ALL_SECRETS: &str = "\
 server:
   http_tls_config: {cert: CERTPEM, key: SECRET_SERVER_KEY}
 clients:
@@ -357,7 +356,10 @@ scrape_configs:
     pipeline_stages:
       - json: {expressions: {key: visible_stage_key}}
 ";
-    let out = parse(text).to_yaml_masked();
+
+#[test]
+fn masked_yaml_hides_every_secret() {
+    let out = parse(ALL_SECRETS).to_yaml_masked();
     assert!(!out.contains("SECRET"), "{out}");
     for visible in [
         "visible_user",
@@ -375,6 +377,69 @@ scrape_configs:
     // The printed config parses back (masked values are plain strings).
     let back: Config = serde_yaml::from_str(&out).unwrap();
     assert_eq!(back.scrape_configs.len(), 3);
+}
+
+#[test]
+fn debug_output_of_config_types_hides_every_secret() {
+    let mut cfg = parse(ALL_SECRETS);
+    apply_flags(
+        &mut cfg,
+        &Flags::parse(["-client.url=http://flaguser:SECRET_FLAG_URL@loki/push".to_owned()])
+            .unwrap(),
+    );
+    // `{:?}` of the config and of each part that holds secrets (what an error, a log field or
+    // a panic would print), plain and pretty.
+    let mut printed = vec![format!("{cfg:?}"), format!("{cfg:#?}")];
+    printed.push(format!("{:?}", cfg.server));
+    printed.push(format!("{:?}", cfg.server.http_tls_config));
+    for c in cfg.effective_clients() {
+        printed.push(format!("{c:?}"));
+        printed.push(format!("{:?}", c.basic_auth));
+        printed.push(format!("{:?}", c.authorization));
+        printed.push(format!("{:?}", c.oauth2));
+        printed.push(format!("{:?}", c.tls_config));
+        printed.push(format!("{:?}", c.http_headers));
+    }
+    for sc in &cfg.scrape_configs {
+        printed.push(format!("{sc:?}"));
+    }
+    let flags =
+        Flags::parse(["-client.url=http://u:SECRET_FLAG_URL@loki/push".to_owned()]).unwrap();
+    printed.push(format!("{flags:?}"));
+    for out in &printed {
+        assert!(!out.contains("SECRET"), "{out}");
+    }
+    let all = printed.concat();
+    for visible in [
+        "visible_user",
+        "visible_header",
+        "visible_id",
+        "flaguser",
+        "https://user123:<secret>@logs.example.net/loki/api/v1/push",
+    ] {
+        assert!(all.contains(visible), "{visible} missing from {all}");
+    }
+}
+
+#[test]
+fn url_errors_mask_the_password() {
+    for url in [
+        "http://user:SECRET_PORT@loki:99999/push",
+        "ftp://user:SECRET_SCHEME@loki/push",
+        "user:SECRET_NO_SCHEME@loki/push",
+    ] {
+        let text = format!(
+            "clients: [{{url: '{url}', proxy_url: '{}'}}]\nscrape_configs:\n- job_name: f\n  \
+             static_configs: [{{labels: {{__path__: /x}}}}]\n",
+            url.replace("user:", "proxyuser:")
+        );
+        let p = problems(&parse(&text)).join("\n");
+        assert!(!p.contains("SECRET"), "{p}");
+        assert!(
+            p.contains("user:<secret>@") && p.contains("proxy_url"),
+            "{p}"
+        );
+    }
 }
 
 #[test]
