@@ -18,6 +18,16 @@ const TARGETS: &[(&str, Target)] = &[
     ("config", fuzzing::config),
     ("positions", fuzzing::positions),
     ("go_duration", fuzzing::go_duration),
+    ("json", fuzzing::json),
+    ("regex", fuzzing::regex),
+    ("logfmt", fuzzing::logfmt),
+    ("docker", fuzzing::docker),
+    ("multiline", fuzzing::multiline),
+    ("cri", fuzzing::cri),
+    ("gotemplate", fuzzing::gotemplate),
+    ("selector", fuzzing::selector),
+    ("re2", fuzzing::re2),
+    ("timestamp", fuzzing::timestamp),
 ];
 
 fn fuzz_dir() -> PathBuf {
