@@ -27,6 +27,8 @@ pub mod app;
 pub mod client;
 pub mod config;
 pub mod entry;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;

@@ -169,10 +169,12 @@ fn parse_go_duration(orig: &str) -> Result<i64, String> {
                 return Err(invalid());
             }
         }
-        total += v;
-        if total > LIMIT {
-            return Err(invalid());
-        }
+        // Each part is at most 2^63, so two of them can overflow a u64 (Go's uint64 wraps there
+        // and accepts `9223372036854775808ns9223372036854775808ns` as 0; we refuse it).
+        total = match total.checked_add(v) {
+            Some(t) if t <= LIMIT => t,
+            _ => return Err(invalid()),
+        };
     }
     if neg {
         Ok((-(total as i128)) as i64)

@@ -146,25 +146,20 @@ impl Positions {
         let path = &settings.filename;
         let mut state = WriteState::default();
         let (values, parsed) = match fs::read(path) {
-            Ok(bytes) => {
-                let parsed = std::str::from_utf8(&bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(yaml::parse_positions);
-                match parsed {
-                    Ok(values) => (values, true),
-                    Err(message) if settings.ignore_invalid_yaml => {
-                        warn!(path = %path.display(), error = %message,
+            Ok(bytes) => match decode_positions(&bytes) {
+                Ok(values) => (values, true),
+                Err(message) if settings.ignore_invalid_yaml => {
+                    warn!(path = %path.display(), error = %message,
                             "Ignoring invalid positions file; all sources start from scratch and the file will be overwritten.");
-                        (BTreeMap::new(), false)
-                    }
-                    Err(message) => {
-                        return Err(PositionsError::InvalidYaml {
-                            path: path.clone(),
-                            message,
-                        });
-                    }
+                    (BTreeMap::new(), false)
                 }
-            }
+                Err(message) => {
+                    return Err(PositionsError::InvalidYaml {
+                        path: path.clone(),
+                        message,
+                    });
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => (BTreeMap::new(), false),
             Err(source) => {
                 return Err(PositionsError::Read {
@@ -393,6 +388,14 @@ fn remove_stale_temporaries(path: &Path) {
             }
         }
     }
+}
+
+/// Decodes the bytes of a positions file (UTF-8, then Promtail's YAML) into its raw map; the
+/// error text is what [`PositionsError::InvalidYaml`] carries.
+pub(crate) fn decode_positions(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(yaml::parse_positions)
 }
 
 /// Reads the identity sidecar; any problem means "no identities", with a warning. A missing

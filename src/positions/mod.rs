@@ -10,10 +10,10 @@
 //! - `acks.rs`: the per-source acknowledgement trackers.
 
 pub mod acks;
-mod file;
+pub(crate) mod file;
 pub mod store;
 mod writer;
-mod yaml;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,7 @@ impl<'de> Visitor<'de> for StrictMapVisitor {
 
 /// Parses a positions file. The error text is serde_yaml's (with line and column); the caller
 /// wraps it in Promtail's `invalid yaml positions file [<path>]: <err>`.
-pub(super) fn parse_positions(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn parse_positions(text: &str) -> Result<BTreeMap<String, String>, String> {
     let doc: PositionsDoc = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     Ok(doc.positions.map(|m| m.0).unwrap_or_default())
 }
@@ -82,7 +82,7 @@ pub(super) fn parse_positions(text: &str) -> Result<BTreeMap<String, String>, St
 /// were written by the same save (see `file.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SidecarEntry {
+pub(crate) struct SidecarEntry {
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
@@ -97,7 +97,7 @@ struct SidecarDoc {
 }
 
 /// Parses an identity sidecar.
-pub(super) fn parse_sidecar(text: &str) -> Result<BTreeMap<String, SidecarEntry>, String> {
+pub(crate) fn parse_sidecar(text: &str) -> Result<BTreeMap<String, SidecarEntry>, String> {
     let doc: SidecarDoc = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     if doc.version != SIDECAR_VERSION {
         return Err(format!(
@@ -113,7 +113,7 @@ pub(super) fn parse_sidecar(text: &str) -> Result<BTreeMap<String, SidecarEntry>
 // ---------------------------------------------------------------------------------------------
 
 /// Renders the positions map in Promtail's format.
-pub(super) fn render_positions(values: &BTreeMap<String, String>) -> String {
+pub(crate) fn render_positions(values: &BTreeMap<String, String>) -> String {
     if values.is_empty() {
         return "positions: {}\n".to_string();
     }
@@ -126,7 +126,7 @@ pub(super) fn render_positions(values: &BTreeMap<String, String>) -> String {
 }
 
 /// Renders the identity sidecar; `positions_name` only goes into the leading comment.
-pub(super) fn render_sidecar(
+pub(crate) fn render_sidecar(
     positions_name: &str,
     entries: &BTreeMap<String, SidecarEntry>,
 ) -> String {

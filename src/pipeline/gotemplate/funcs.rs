@@ -452,7 +452,7 @@ fn go_quote(s: &str) -> String {
 }
 
 /// Go's `regexp.QuoteMeta`: escapes exactly `\.+*?()|[]{}^$`.
-fn quote_meta(s: &str) -> String {
+pub(crate) fn quote_meta(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if r"\.+*?()|[]{}^$".contains(c) {

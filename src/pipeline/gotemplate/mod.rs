@@ -14,7 +14,7 @@
 //!   names fields (`.level`, `$.app`), only those are converted; a template that uses dot or
 //!   `$` as a whole (`index . "k"`, `range .`) gets every key.
 
-mod funcs;
+pub(crate) mod funcs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
