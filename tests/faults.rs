@@ -188,6 +188,10 @@ async fn loki_slower_than_the_client_timeout() {
     );
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
     wait_all(&mock, &lines, &ft).await;
+    // The late answers come after the retries succeeded; wait until both are in.
+    wait_until(WAIT, "the two late answers", || {
+        mock.requests().iter().filter(|r| r.late).count() == 2
+    });
     assert!(ft.stop().success());
     let t = Tally::of(
         "loki_slower_than_the_client_timeout",
@@ -197,10 +201,20 @@ async fn loki_slower_than_the_client_timeout() {
     t.assert_complete();
     // The slow answers are 204s the client never read: their batches are the window.
     let requests = mock.requests();
-    let slow: HashSet<Bytes> = requests[..2]
+    let late: Vec<_> = requests.iter().filter(|r| r.late).collect();
+    let retried = requests
         .iter()
-        .flat_map(|r| r.lines.iter().cloned())
-        .collect();
+        .filter(|r| !r.late)
+        .any(|r| r.lines.first() == late[0].lines.first());
+    assert!(
+        retried,
+        "the batch that timed out was sent again: {:?}",
+        requests
+            .iter()
+            .map(|r| (r.status, r.entries, r.lines.first().cloned()))
+            .collect::<Vec<_>>()
+    );
+    let slow: HashSet<Bytes> = late.iter().flat_map(|r| r.lines.iter().cloned()).collect();
     t.assert_duplicates_within(&slow);
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -74,6 +75,8 @@ pub struct ReceivedRequest {
     pub lines: Vec<Bytes>,
     /// How many of those entries the mock stored.
     pub stored: usize,
+    /// Answered late ([`Reply::After`]); recorded when the answer was due, not on arrival.
+    pub late: bool,
 }
 
 impl ReceivedRequest {
@@ -175,6 +178,38 @@ pub struct MockLoki {
     tls: bool,
     shared: Arc<Shared>,
     server: JoinHandle<()>,
+}
+
+/// The body of the mock's answers.
+type MockBody = BoxBody<Bytes, std::io::Error>;
+
+/// A body that announces 1000 bytes, sends 4 and then fails: a half-written answer.
+struct CutShort {
+    sent: bool,
+}
+
+impl hyper::body::Body for CutShort {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        if self.sent {
+            return std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                "answer cut short on purpose",
+            ))));
+        }
+        self.sent = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"half",
+        )))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(1000)
+    }
 }
 
 /// The error that makes hyper drop the connection without answering.
@@ -383,7 +418,7 @@ impl Drop for MockLoki {
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ResetConnection> {
+) -> Result<Response<MockBody>, ResetConnection> {
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let headers: Vec<(String, String)> = req
@@ -428,6 +463,7 @@ async fn handle(
         status: None,
         lines: Vec::new(),
         stored: 0,
+        late: false,
     };
     let mut accepted = Vec::new();
     match &decoded {
@@ -452,11 +488,28 @@ async fn handle(
         Err(e) => request.decode_error = Some(e.to_string()),
     }
     request.lines = accepted.iter().map(|e| e.line.clone()).collect();
-    let mut reply = reply;
-    while let Reply::After(d, inner) = reply {
-        tokio::time::sleep(d).await;
-        reply = *inner;
+    let decode_error = decoded.err().map(|e| e.to_string());
+    if let Reply::After(d, inner) = reply {
+        request.late = true;
+        // Like a real Loki, a slow answer is still processed when the client has given up
+        // (hyper drops this handler then): the work runs in its own task.
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            answer(shared, request, accepted, decode_error, *inner)
+        });
+        return task.await.unwrap_or(Err(ResetConnection));
     }
+    answer(shared, request, accepted, decode_error, reply)
+}
+
+/// Records the request (and the entries the reply stores) and builds the answer.
+fn answer(
+    shared: Arc<Shared>,
+    mut request: ReceivedRequest,
+    mut accepted: Vec<ReceivedEntry>,
+    decode_error: Option<String>,
+    reply: Reply,
+) -> Result<Response<MockBody>, ResetConnection> {
     let (status, retry_after, body, keep, truncate) = match reply {
         Reply::Reset => {
             shared.lock().requests.push(request);
@@ -487,12 +540,16 @@ async fn handle(
             };
             (status, retry_after, body, keep, false)
         }
-        Reply::After(..) => unreachable!("unwrapped above"),
+        Reply::After(d, inner) => {
+            // Nested delays: the outer one has passed; apply the inner at once.
+            let _ = d;
+            return answer(shared, request, accepted, decode_error, *inner);
+        }
     };
     // A body that does not decode is what a real Loki rejects.
-    let (status, body, keep) = match &decoded {
-        Err(e) => (400, format!("mock Loki: {e}"), 0),
-        Ok(_) => (status, body, keep),
+    let (status, body, keep) = match decode_error {
+        Some(e) => (400, format!("mock Loki: {e}"), 0),
+        None => (status, body, keep),
     };
     request.status = Some(status);
     {
@@ -503,20 +560,20 @@ async fn handle(
         st.requests.push(request);
     }
     shared.changed.notify_waiters();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let body = if truncate {
+        // 1000 bytes announced, 4 sent, then the body fails: hyper closes the connection.
+        CutShort { sent: false }.boxed()
+    } else {
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed()
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Some(ra) = retry_after
         && let Ok(v) = hyper::header::HeaderValue::from_str(&ra)
     {
         resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
-    }
-    if truncate {
-        // hyper sends the headers, then the short body, and closes the connection when the
-        // body ends before the announced length.
-        resp.headers_mut().insert(
-            hyper::header::CONTENT_LENGTH,
-            hyper::header::HeaderValue::from_static("1000"),
-        );
     }
     Ok(resp)
 }
