@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod mock_loki;
+pub mod pki;
 pub mod process;
