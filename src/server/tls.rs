@@ -12,7 +12,7 @@
 //!   a certificate without verifying it against a CA (as Go does; the handshake still proves the
 //!   client holds its key). `VerifyClientCertIfGiven` and `RequireAndVerifyClientCert` verify
 //!   against `client_ca_file`/`client_ca`, which ferrotail requires for them (see
-//!   `config::validate`).
+//!   [`crate::settings::server_tls`]).
 //! - rustls speaks TLS 1.2 and 1.3 only: `tls_min_version` `VersionTLS10`/`VersionTLS11` mean 1.2
 //!   (with a warning). `tls_cipher_suites` takes Go's names and, as in Go, restricts the TLS 1.2
 //!   suites only (TLS 1.3 suites are always on). Names Go knows but rustls does not implement
