@@ -8,7 +8,6 @@
 //! they are simply read again at the next start (DESIGN.md contracts 2 and 6).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::readline_limit::ReadlineLimiter;
 use crate::positions::{Positions, PositionsWriter};
-use crate::server::{Server, ServerSettings, Status};
+use crate::server::{Server, Status};
 use crate::settings;
 use crate::tail::{TailEvent, TailStatus, Tailer};
 
@@ -120,31 +119,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let stop_server = CancellationToken::new();
     if !cfg.server.disable {
-        let ip: IpAddr = if cfg.server.http_listen_address.is_empty() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            cfg.server.http_listen_address.parse().with_context(|| {
-                format!(
-                    "server.http_listen_address {:?}",
-                    cfg.server.http_listen_address
-                )
-            })?
-        };
-        let server_settings = ServerSettings {
-            listen: SocketAddr::new(ip, cfg.server.http_listen_port),
-            path_prefix: cfg.server.http_path_prefix.clone(),
-            health_check_target: cfg.server.health_check_target.unwrap_or(true),
-            serve_metrics: cfg.server.register_instrumentation || cfg.server.profiling_enabled,
-        };
         let server = Server::bind(
-            &server_settings,
+            &settings::server(&cfg)?,
             Arc::clone(&metrics),
             Arc::new(TailerStatus(status.clone())),
             cfg.to_yaml_masked(),
         )
         .await
-        .with_context(|| format!("listening on {}", server_settings.listen))?;
-        tracing::info!(address = %server.local_addr()?, "Server listening.");
+        .context("starting the HTTP server")?;
+        tracing::info!(address = %server.local_addr()?, tls = server.is_tls(), "Server listening.");
         tokio::spawn(server.run(stop_server.clone()));
     }
 

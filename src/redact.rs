@@ -4,7 +4,7 @@
 //! Invariant: a secret is replaced by [`MASK`] (Promtail's `<secret>`) before it reaches any
 //! text meant for a human. The config module masks whole YAML trees by key name (see
 //! `config::print`); this module holds the pieces shared with the runtime code: URLs with
-//! `user:password@`, and header names whose values are credentials.
+//! `user:password@`, header names whose values are credentials, and PEM key errors.
 
 use std::fmt;
 
@@ -47,6 +47,17 @@ pub fn is_sensitive_header(name: &str) -> bool {
     ]
     .iter()
     .any(|w| n.contains(w))
+}
+
+/// What is wrong with a PEM private key, without the text the PEM parser quotes in its error (a
+/// line of the file, as byte values), which could be key material.
+pub fn pem_key_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::NoItemsFound => "no PEM private key found",
+        Error::Io(_) => "the key could not be read",
+        _ => "not a valid PEM private key",
+    }
 }
 
 /// `Debug` for a list of `(name, value)` headers, sensitive values masked.

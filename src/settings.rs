@@ -6,6 +6,7 @@
 //! ignored without `__path__`, loses every `__*` label, and duplicates are counted as `exists`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::entry::LabelSet;
 use crate::metrics::Metrics;
 use crate::positions::PositionsSettings;
 use crate::redact;
+use crate::server::tls::CipherSuites;
+use crate::server::{ClientAuth, MinVersion, ServerSettings, ServerTlsSettings};
 use crate::tail::{FileTarget, LongLineAction, TailSettings};
 
 /// Errors turning a validated config into runtime settings (things only checkable here).
@@ -25,6 +28,147 @@ pub struct SettingsError {
     pub path: String,
     /// What is wrong.
     pub message: String,
+}
+
+/// Settings of the main HTTP server (`server:`), TLS included. The TLS files are read later, by
+/// [`crate::server::Server::bind`].
+pub fn server(cfg: &Config) -> Result<ServerSettings, SettingsError> {
+    let s = &cfg.server;
+    let err = |path: &str, message: String| SettingsError {
+        path: format!("server.{path}"),
+        message,
+    };
+    let ip: IpAddr = if s.http_listen_address.is_empty() {
+        // Promtail's default: every interface (docs/security.md advises a loopback address).
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        s.http_listen_address.parse().map_err(|e| {
+            err(
+                "http_listen_address",
+                format!("{:?}: {e}", s.http_listen_address),
+            )
+        })?
+    };
+    let read_header_timeout = [
+        s.http_server_read_header_timeout,
+        s.http_server_read_timeout,
+    ]
+    .into_iter()
+    .map(|d| d.as_std())
+    .find(|d| !d.is_zero());
+    Ok(ServerSettings {
+        listen: SocketAddr::new(ip, s.http_listen_port),
+        path_prefix: s.http_path_prefix.clone(),
+        health_check_target: s.health_check_target(),
+        serve_metrics: s.register_instrumentation || s.profiling_enabled,
+        tls: server_tls(cfg)
+            .map(|(tls, _warnings)| tls)
+            .map_err(|(path, message)| err(&path, message))?,
+        read_header_timeout,
+    })
+}
+
+/// A problem or warning about a key under `server.`: `(path, message)`.
+pub type ServerProblem = (String, String);
+
+/// `server.http_tls_config` and the server-wide TLS keys, checked: the settings (`None` when TLS
+/// is off) and warnings, or the first problem. [`crate::config::Config::validate`] runs this too,
+/// so that problems are reported with every other one and warnings are logged at start.
+pub fn server_tls(
+    cfg: &Config,
+) -> Result<(Option<ServerTlsSettings>, Vec<ServerProblem>), ServerProblem> {
+    let s = &cfg.server;
+    let t = &s.http_tls_config;
+    let mut warnings = Vec::new();
+    // Checked even without TLS, as dskit does at start.
+    let (min_version, warning) =
+        MinVersion::parse(&s.tls_min_version).map_err(|e| ("tls_min_version".to_owned(), e))?;
+    warnings.extend(warning.map(|w| ("tls_min_version".to_owned(), w)));
+    let suites = CipherSuites::parse(&s.tls_cipher_suites)
+        .map_err(|e| ("tls_cipher_suites".to_owned(), e))?;
+    if !suites.unsupported.is_empty() {
+        warnings.push((
+            "tls_cipher_suites".to_owned(),
+            format!(
+                "not offered, as rustls implements only AEAD suites with forward secrecy: {}",
+                suites.unsupported.join(",")
+            ),
+        ));
+    }
+    let client_auth = ClientAuth::parse(&t.client_auth_type)
+        .map_err(|e| ("http_tls_config.client_auth_type".to_owned(), e))?;
+    if !t.is_set() {
+        // Without TLS these keys change nothing: no warning either.
+        return Ok((None, Vec::new()));
+    }
+    let path = |key: &str| format!("http_tls_config.{key}");
+    // dskit turns TLS on only when both a certificate and a key are given, and otherwise serves
+    // plain HTTP without a word; a half-written TLS block is refused here instead.
+    let cert = pem_source(&t.cert, &t.cert_file).ok_or_else(|| {
+        (
+            path("cert_file"),
+            "missing one of cert or cert_file (the server would otherwise serve plain HTTP)"
+                .to_owned(),
+        )
+    })?;
+    let key = secret(&t.key, &t.key_file).ok_or_else(|| {
+        (
+            path("key_file"),
+            "missing one of key or key_file (the server would otherwise serve plain HTTP)"
+                .to_owned(),
+        )
+    })?;
+    let client_ca = pem_source(&t.client_ca, &t.client_ca_file);
+    if client_ca.is_some() && client_auth == ClientAuth::NoClientCert {
+        return Err((
+            path("client_ca_file"),
+            "client CA's have been configured without a Client Auth Policy (set \
+             client_auth_type)"
+                .to_owned(),
+        ));
+    }
+    // Go would verify against the system's CAs, i.e. accept any publicly issued certificate:
+    // surely not what was meant.
+    if client_ca.is_none() && client_auth.verifies() {
+        return Err((
+            path("client_ca_file"),
+            format!(
+                "client_auth_type {} needs client_ca_file (or client_ca)",
+                t.client_auth_type
+            ),
+        ));
+    }
+    let tls = ServerTlsSettings {
+        cert,
+        key,
+        client_auth,
+        client_ca,
+        min_version,
+        tls12_suites: suites.tls12,
+    };
+    Ok((Some(tls), warnings))
+}
+
+/// A value given as a file or inline: the file wins (as in Prometheus' HTTP client and
+/// exporter-toolkit); `None` when neither is set.
+fn file_or_inline<T>(
+    inline: &str,
+    file: &str,
+    from_file: fn(PathBuf) -> T,
+    from_text: fn(String) -> T,
+) -> Option<T> {
+    if !file.is_empty() {
+        Some(from_file(PathBuf::from(file)))
+    } else if !inline.is_empty() {
+        Some(from_text(inline.to_owned()))
+    } else {
+        None
+    }
+}
+
+/// A file path or inline PEM text.
+fn pem_source(inline: &str, file: &str) -> Option<PemSource> {
+    file_or_inline(inline, file, PemSource::File, PemSource::Inline)
 }
 
 /// Positions settings (`-dry-run` opens the file read-only).
@@ -137,14 +281,9 @@ pub fn file_targets(cfg: &Config, metrics: &Metrics) -> Vec<FileTarget> {
     out
 }
 
+/// A secret given in a file (read for every use) or inline.
 fn secret(inline: &str, file: &str) -> Option<Secret> {
-    if !file.is_empty() {
-        Some(Secret::File(PathBuf::from(file)))
-    } else if !inline.is_empty() {
-        Some(Secret::Inline(inline.to_string()))
-    } else {
-        None
-    }
+    file_or_inline(inline, file, Secret::File, Secret::Inline)
 }
 
 /// Settings of every client (the `clients` list, then the `client:`/`-client.url` one).
@@ -198,18 +337,9 @@ fn client(cfg: &Config, path: &str, c: &ClientConfig) -> Result<ClientSettings, 
         None => None,
     };
     let t = &c.tls_config;
-    let pem = |inline: &str, file: &str| {
-        if !file.is_empty() {
-            Some(PemSource::File(PathBuf::from(file)))
-        } else if !inline.is_empty() {
-            Some(PemSource::Inline(inline.to_string()))
-        } else {
-            None
-        }
-    };
     let tls = TlsSettings {
-        ca: pem(&t.ca, &t.ca_file),
-        cert: pem(&t.cert, &t.cert_file),
+        ca: pem_source(&t.ca, &t.ca_file),
+        cert: pem_source(&t.cert, &t.cert_file),
         key: secret(&t.key, &t.key_file),
         server_name: Some(t.server_name.clone()).filter(|s| !s.is_empty()),
         insecure_skip_verify: t.insecure_skip_verify,

@@ -532,65 +532,16 @@ async fn start_errors_name_the_client_and_file() {
 
 mod tls {
     use super::*;
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    };
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    struct Pki {
-        ca_pem: String,
-        ca_der: CertificateDer<'static>,
-        issuer: Issuer<'static, KeyPair>,
-    }
-
-    fn pki() -> Pki {
-        let key = KeyPair::generate().expect("test PKI");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("test PKI");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "ferrotail test CA");
-        let cert = params.self_signed(&key).expect("test PKI");
-        Pki {
-            ca_pem: cert.pem(),
-            ca_der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A leaf certificate for `name`, as (PEM cert, PEM key, DER cert, DER key).
-    fn leaf(
-        pki: &Pki,
-        name: &str,
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (
-        String,
-        String,
-        CertificateDer<'static>,
-        PrivateKeyDer<'static>,
-    ) {
-        let key = KeyPair::generate().expect("test PKI");
-        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("test PKI");
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &pki.issuer).expect("test PKI");
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        (cert.pem(), key.serialize_pem(), cert.der().clone(), key_der)
-    }
-
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
-    }
+    use crate::common::pki::{Pki, provider};
 
     fn server_config(pki: &Pki, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
-        let (_, _, cert, key) = leaf(pki, "loki.test", ExtendedKeyUsagePurpose::ServerAuth);
+        let leaf = pki.server("loki.test");
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("test PKI");
         let builder = if require_client_cert {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(pki.ca_der.clone()).expect("test PKI");
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
+                Arc::new(pki.roots()),
                 provider(),
             )
             .build()
@@ -599,7 +550,11 @@ mod tls {
         } else {
             builder.with_no_client_auth()
         };
-        Arc::new(builder.with_single_cert(vec![cert], key).expect("test PKI"))
+        Arc::new(
+            builder
+                .with_single_cert(vec![leaf.cert_der], leaf.key_der)
+                .expect("test PKI"),
+        )
     }
 
     fn tls_client(loki: &MockLoki, name: &str, tls: TlsSettings) -> ClientSettings {
@@ -617,7 +572,7 @@ mod tls {
 
     #[tokio::test]
     async fn self_signed_ca_server_name_and_insecure() {
-        let pki = pki();
+        let pki = Pki::new();
         let loki = MockLoki::start_tls(server_config(&pki, false)).await;
         let ca = Some(PemSource::Inline(pki.ca_pem.clone()));
         let dir = tempfile::tempdir().unwrap();
@@ -701,19 +656,19 @@ mod tls {
 
     #[tokio::test]
     async fn client_certificate_is_presented() {
-        let pki = pki();
+        let pki = Pki::new();
         let loki = MockLoki::start_tls(server_config(&pki, true)).await;
-        let (cert_pem, key_pem, _, _) = leaf(&pki, "client", ExtendedKeyUsagePurpose::ClientAuth);
+        let leaf = pki.client("client");
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("client.key");
-        std::fs::write(&key_file, &key_pem).unwrap();
+        std::fs::write(&key_file, &leaf.key_pem).unwrap();
         let base = TlsSettings {
             ca: Some(PemSource::Inline(pki.ca_pem.clone())),
             server_name: Some("loki.test".into()),
             ..TlsSettings::default()
         };
         let with_cert = TlsSettings {
-            cert: Some(PemSource::Inline(cert_pem)),
+            cert: Some(PemSource::Inline(leaf.cert_pem)),
             key: Some(Secret::File(key_file)),
             ..base.clone()
         };

@@ -1,6 +1,7 @@
 //! Security properties of the `ferrotail` binary, end to end against the in-process mock Loki:
 //! secrets never reach stderr (logs, `-print-config-stderr`, client errors) or the `/config`
-//! page.
+//! page; credential files are re-read; state files are private; the HTTP server speaks TLS as
+//! configured.
 //!
 //! Every secret in these configs contains `SECRET`, so one search finds any leak.
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::mock_loki::{MockLoki, Reply};
+use common::pki::{Pki, client, https_get};
 use common::process::{Ferrotail, append, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -253,4 +255,80 @@ async fn credential_files_are_read_again_for_every_push() {
             "{line} once per client: {lines:?}"
         );
     }
+}
+
+/// `text` as a YAML block scalar indented by `indent` spaces.
+fn block(text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = "|\n".to_owned();
+    for line in text.lines() {
+        out.push_str(&pad);
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_server_speaks_tls_as_configured() {
+    let mock = MockLoki::start().await;
+    let pki = Pki::new();
+    let server_leaf = pki.server("ferrotail.test");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("clients-ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &["one line".to_owned()]);
+    let config = dir.path().join("config.yaml");
+    let text = format!(
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n  \
+         tls_min_version: VersionTLS12\n  http_tls_config:\n    \
+         client_auth_type: RequireAndVerifyClientCert\n    client_ca_file: {ca}\n    \
+         cert: {cert}    key: {key}\
+         positions: {{filename: {pos}}}\n\
+         clients: [{{url: '{url}'}}]\n\
+         scrape_configs:\n  - job_name: test\n    static_configs:\n      \
+         - labels: {{job: test, __path__: {log}}}\n",
+        ca = ca.display(),
+        cert = block(&server_leaf.cert_pem, 6),
+        key = block(&server_leaf.key_pem, 6),
+        pos = dir.path().join("positions.yaml").display(),
+        url = mock.url(),
+        log = log.display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let ft = Ferrotail::start(dir.path(), &config, &[]);
+    let addr: std::net::SocketAddr = ft.http_addr().parse().unwrap();
+    assert!(ft.stderr().contains("tls=true"), "{}", ft.stderr());
+
+    let scraper = pki.client("scraper");
+    let with_cert = client(&pki, Some(&scraper), rustls::DEFAULT_VERSIONS);
+    let metrics = https_get(addr, with_cert.clone(), "ferrotail.test", "/metrics")
+        .await
+        .unwrap();
+    assert!(
+        metrics.response.starts_with("HTTP/1.1 200")
+            && metrics.response.contains("promtail_build_info"),
+        "{}",
+        metrics.response
+    );
+    let page = https_get(addr, with_cert, "ferrotail.test", "/config")
+        .await
+        .unwrap()
+        .response;
+    assert!(
+        page.contains("key: <secret>") && !page.contains("PRIVATE KEY"),
+        "{page}"
+    );
+    let without = https_get(
+        addr,
+        client(&pki, None, rustls::DEFAULT_VERSIONS),
+        "ferrotail.test",
+        "/metrics",
+    )
+    .await;
+    assert!(without.is_err(), "no client certificate must be refused");
+    let plain = ft.http_get("/metrics");
+    assert!(plain.starts_with("HTTP/1.0 400 Bad Request"), "{plain}");
+    assert!(ft.stop().success());
 }

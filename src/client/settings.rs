@@ -5,7 +5,7 @@
 //! again for every request so that rotated credentials take effect without a restart (spec §3.3).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -203,6 +203,16 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// The file, for a file secret.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Secret::Inline(_) => None,
+            Secret::File(path) => Some(path),
+        }
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -249,6 +259,16 @@ pub enum PemSource {
     Inline(String),
     /// A file holding PEM text.
     File(PathBuf),
+}
+
+impl PemSource {
+    /// The file, for PEM data given as a file.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            PemSource::Inline(_) => None,
+            PemSource::File(path) => Some(path),
+        }
+    }
 }
 
 /// TLS options (Promtail's `tls_config`). All files are read when the client starts.

@@ -17,6 +17,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::ClientError;
 use super::settings::{PemSource, Secret, TlsSettings};
+use crate::redact;
 
 /// Builds the rustls client configuration for client `client`.
 pub(crate) fn client_config(
@@ -85,7 +86,7 @@ pub(crate) fn client_config(
             }
             let (key_pem, key_origin) = read_key(client, key)?;
             let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|e| err(format!("{key_origin}: {}", key_pem_problem(&e))))?;
+                .map_err(|e| err(format!("{key_origin}: {}", redact::pem_key_problem(&e))))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 err(format!(
                     "client certificate {origin} and key {key_origin}: {e}"
@@ -107,17 +108,6 @@ pub(crate) fn client_config(
     // Promtail speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// What is wrong with a PEM private key, without the text the parser quotes: its error can
-/// carry a line of the file, which could be key material.
-pub(crate) fn key_pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
-    use rustls::pki_types::pem::Error;
-    match e {
-        Error::NoItemsFound => "no PEM private key found",
-        Error::Io(_) => "the key could not be read",
-        _ => "not a valid PEM private key",
-    }
 }
 
 fn read_pem(client: &str, what: &str, src: &PemSource) -> Result<(Vec<u8>, String), ClientError> {

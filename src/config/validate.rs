@@ -334,8 +334,14 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
     if cfg.positions.filename.is_empty() {
         problems.push("positions.filename must not be empty".to_owned());
     }
-    if cfg.server.http_tls_config.is_set() {
-        not_supported(&mut problems, "server.http_tls_config");
+    match crate::settings::server_tls(cfg) {
+        Ok((_, server_warnings)) => {
+            warnings.extend(server_warnings.into_iter().map(|(path, message)| Warning {
+                path: format!("server.{path}"),
+                message,
+            }));
+        }
+        Err((path, message)) => problems.push(format!("server.{path}: {message}")),
     }
     if cfg.server.grpc_tls_config.is_set() {
         not_supported(&mut problems, "server.grpc_tls_config");

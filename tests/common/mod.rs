@@ -4,4 +4,5 @@
 
 pub mod accounting;
 pub mod mock_loki;
+pub mod pki;
 pub mod process;

@@ -32,6 +32,90 @@ fn appendix_c_targets_are_refused_by_path() {
 }
 
 #[test]
+fn http_tls_settings_are_checked() {
+    let with =
+        |server: &str| parse(&file_job("").replace(CLIENT, &format!("{CLIENT}server: {server}\n")));
+    // Accepted (the files are read when the server starts).
+    for ok in [
+        "{http_tls_config: {cert_file: /c, key_file: /k}}",
+        "{http_tls_config: {cert: C, key: K, client_auth_type: RequireAnyClientCert}}",
+        "{http_tls_config: {cert_file: /c, key_file: /k, client_auth_type: \
+         RequireAndVerifyClientCert, client_ca_file: /ca}}",
+        "{http_tls_config: {cert_file: /c, key_file: /k, client_auth_type: \
+         VerifyClientCertIfGiven, client_ca: CA}}",
+        "{tls_min_version: VersionTLS13, tls_cipher_suites: \
+         'TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'}",
+    ] {
+        let cfg = with(ok);
+        assert!(cfg.validate().is_ok(), "{ok}: {:?}", cfg.validate());
+    }
+    for (bad, want) in [
+        (
+            "{http_tls_config: {cert_file: /c}}",
+            "server.http_tls_config.key_file: missing one of key or key_file",
+        ),
+        (
+            "{http_tls_config: {key: K}}",
+            "server.http_tls_config.cert_file: missing one of cert or cert_file",
+        ),
+        (
+            "{http_tls_config: {client_auth_type: RequireAndVerifyClientCert}}",
+            "server.http_tls_config.cert_file: missing one of cert or cert_file",
+        ),
+        (
+            "{http_tls_config: {cert_file: /c, key_file: /k, client_auth_type: Always}}",
+            "server.http_tls_config.client_auth_type: invalid ClientAuth: \"Always\"",
+        ),
+        (
+            "{http_tls_config: {cert_file: /c, key_file: /k, client_ca_file: /ca}}",
+            "server.http_tls_config.client_ca_file: client CA's have been configured without a \
+             Client Auth Policy",
+        ),
+        (
+            "{http_tls_config: {cert_file: /c, key_file: /k, client_auth_type: \
+             RequireAndVerifyClientCert}}",
+            "server.http_tls_config.client_ca_file: client_auth_type RequireAndVerifyClientCert \
+             needs client_ca_file",
+        ),
+        (
+            "{tls_min_version: TLS12}",
+            "server.tls_min_version: TLS version \"TLS12\" not recognized",
+        ),
+        (
+            "{tls_cipher_suites: 'TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384'}",
+            "server.tls_cipher_suites: cipher suite \" TLS_AES_256_GCM_SHA384\" not recognized",
+        ),
+    ] {
+        let p = problems(&with(bad));
+        assert_eq!(p.len(), 1, "{bad}: {p:?}");
+        assert!(p[0].starts_with(want), "{bad}: {p:?}");
+    }
+    // Accepted with a warning (when TLS is on): what rustls cannot offer.
+    let suites = "tls_min_version: VersionTLS10, tls_cipher_suites: \
+                  'TLS_RSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'";
+    assert!(
+        with(&format!("{{{suites}}}"))
+            .validate()
+            .unwrap()
+            .is_empty()
+    );
+    let w = with(&format!(
+        "{{{suites}, http_tls_config: {{cert_file: /c, key_file: /k}}}}"
+    ))
+    .validate()
+    .unwrap();
+    let paths: Vec<&str> = w.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["server.tls_min_version", "server.tls_cipher_suites"]
+    );
+    assert!(
+        w[1].message.contains("TLS_RSA_WITH_AES_128_CBC_SHA"),
+        "{w:?}"
+    );
+}
+
+#[test]
 fn runtime_reload_is_refused_not_ignored() {
     let p = problems(&parse(&file_job("").replace(
         CLIENT,
@@ -56,7 +140,7 @@ fn runtime_reload_is_refused_not_ignored() {
 fn all_refusals_are_reported_together() {
     let text = "\
 server:
-  http_tls_config: {cert_file: /c, key_file: /k}
+  grpc_tls_config: {cert_file: /c, key_file: /k}
 clients:
   - url: http://a/push
     oauth2: {client_id: i, client_secret: s, token_url: http://t}
@@ -101,7 +185,7 @@ scrape_configs:
         "scrape_configs[1].docker_sd_configs is not supported yet",
         "scrape_configs[2].kafka is not supported yet",
         "scrape_configs[2].gelf is not supported yet",
-        "server.http_tls_config is not supported yet",
+        "server.grpc_tls_config is not supported yet",
         "target_config.stdin (-stdin) is not supported yet",
         "wal is not supported yet",
         "-inspect is not supported yet",
