@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub(crate) struct PollSlot {
     path: PathBuf,
     state: Mutex<SlotState>,
     wake: Notify,
+    /// A file was created at, or renamed to, the path since the reader last looked: it may
+    /// be a newer generation to hold open while an older one is still read.
+    replaced: AtomicBool,
+    replaced_wake: Notify,
 }
 
 #[derive(Debug)]
@@ -83,6 +88,17 @@ impl PollSlot {
         if self.lock().parked {
             self.wake.notify_one();
         }
+    }
+
+    /// Whether a file appeared at the path since the last call (and clears it).
+    pub(crate) fn take_replaced(&self) -> bool {
+        self.replaced.swap(false, Ordering::AcqRel)
+    }
+
+    /// Waits until a file appears at the path (returns at once if one did since the last
+    /// wait, even if nobody was waiting then).
+    pub(crate) async fn replaced(&self) {
+        self.replaced_wake.notified().await;
     }
 
     fn due(&self, now: Instant) -> Option<(FileIdentity, u64)> {
@@ -150,6 +166,8 @@ impl Poller {
                 next_due: Instant::now(),
             }),
             wake: Notify::new(),
+            replaced: AtomicBool::new(false),
+            replaced_wake: Notify::new(),
         });
         self.lock()
             .entry(path.to_path_buf())
@@ -173,6 +191,17 @@ impl Poller {
     pub(crate) fn nudge(&self, path: &Path) {
         if let Some(v) = self.lock().get(path) {
             for s in v {
+                s.nudge();
+            }
+        }
+    }
+
+    /// A file was created at, or renamed to, `path`: tell its readers, parked or busy.
+    pub(crate) fn path_replaced(&self, path: &Path) {
+        if let Some(v) = self.lock().get(path) {
+            for s in v {
+                s.replaced.store(true, Ordering::Release);
+                s.replaced_wake.notify_one();
                 s.nudge();
             }
         }
@@ -233,5 +262,41 @@ fn check(path: &Path, id: FileIdentity, pos: u64) -> Check {
             tracing::debug!(path = %path.display(), error = %e, "Polling a file failed.");
             Check::Unchanged
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_replaced_path_reaches_busy_and_parked_readers_once() {
+        let poller = Poller::new(Duration::from_millis(250), Duration::from_millis(250));
+        let path = Path::new("/var/log/app.log");
+        let busy = poller.register(path);
+        let other = poller.register(Path::new("/var/log/other.log"));
+        assert!(!busy.take_replaced());
+        poller.path_replaced(path);
+        // Stored for a reader that was not waiting yet: the wait returns at once.
+        tokio::time::timeout(Duration::from_secs(10), busy.replaced())
+            .await
+            .expect("the stored notification");
+        assert!(busy.take_replaced());
+        assert!(!busy.take_replaced(), "taken once");
+        assert!(!other.take_replaced(), "other paths are not told");
+        // A parked reader is woken too.
+        busy.park(
+            FileIdentity { dev: 1, ino: 1 },
+            0,
+            Duration::from_millis(250),
+        );
+        poller.path_replaced(path);
+        tokio::time::timeout(Duration::from_secs(10), busy.woken())
+            .await
+            .expect("the parked reader is woken");
+        assert!(busy.take_replaced());
+        poller.unregister(&busy);
+        poller.path_replaced(path);
+        assert!(!busy.take_replaced(), "an unregistered slot is not told");
     }
 }

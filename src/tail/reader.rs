@@ -20,10 +20,11 @@
 //! - rotation: the path's new identity is seen first, then the old descriptor is read to its
 //!   end, so everything written to the old file before the rotation was noticed is read once;
 //! - while a generation is being read (or the reader waits for budget), the path is looked at
-//!   every `min_poll`; a newer generation found there is opened at once and held (up to
-//!   [`MAX_HELD_GENERATIONS`]), then read from its start after the older one. So rotations
-//!   while shipping lags behind (Loki slow or down) lose nothing, as long as each generation
-//!   stays at the path for one `min_poll`; positions only ever name the generation being read;
+//!   when a file system event says a file was created at or renamed to it, and at least every
+//!   [`WATCH_FALLBACK`] (file systems without events); a newer generation found there is
+//!   opened at once and held (up to [`MAX_HELD_GENERATIONS`]), then read from its start after
+//!   the older one. So rotations while shipping lags behind (Loki slow or down) lose nothing;
+//!   positions only ever name the generation being read;
 //! - on shutdown the tracker stays attached to positions (acks during the flush still commit);
 //! - a reader that lets its file go (deleted, no longer matched, failed) says so with
 //!   `TailEvent::Released(labels)` after its last entries, so the pipeline sends on the blocks
@@ -51,6 +52,10 @@ use crate::positions::{FileIdentity, Positions};
 /// Newer generations of a path a reader holds open while it still reads an older one. Past
 /// this, later generations are left to the path (a warning says so): a bound on descriptors.
 pub(crate) const MAX_HELD_GENERATIONS: usize = 16;
+
+/// How often a busy reader looks at its path without a file system event saying it changed.
+/// Events make this rare; the bound keeps 10,000 readers waiting for budget cheap.
+pub(crate) const WATCH_FALLBACK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a reader ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,14 +200,14 @@ impl Reader<'_> {
             if self.shutdown.is_cancelled() {
                 return Exit::Shutdown;
             }
-            if self.last_watch.elapsed() >= self.ctx.settings.min_poll {
+            if self.ctx.slot.take_replaced() || self.last_watch.elapsed() >= WATCH_FALLBACK {
                 self.watch_path(&of).await;
             }
             let want = of.want(read_buffer).min(self.ctx.budget_cap);
             let permit = if want > 0 {
                 match self.acquire(want).await {
                     Ok(Some(p)) => Some(p),
-                    // Waited a poll interval: look at the path again, then wait on.
+                    // The path changed, or a while passed: look at it, then wait on.
                     Ok(None) => continue,
                     Err(exit) => return exit,
                 }
@@ -362,8 +367,8 @@ impl Reader<'_> {
         res
     }
 
-    /// Waits for budget permits (backpressure) or shutdown; `None` after one poll interval
-    /// without them, so that the caller looks at the path meanwhile.
+    /// Waits for budget permits (backpressure) or shutdown; `None` when a file appeared at the
+    /// path or [`WATCH_FALLBACK`] passed without permits, so that the caller looks at the path.
     async fn acquire(&self, n: usize) -> Result<Option<OwnedSemaphorePermit>, Exit> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         tokio::select! {
@@ -373,7 +378,8 @@ impl Reader<'_> {
                 tracing::error!(path = %self.ctx.key, "The in-flight byte budget was closed; the reader stops.");
                 Exit::Failed
             }),
-            _ = tokio::time::sleep(self.ctx.settings.min_poll) => Ok(None),
+            _ = self.ctx.slot.replaced() => Ok(None),
+            _ = tokio::time::sleep(WATCH_FALLBACK) => Ok(None),
         }
     }
 

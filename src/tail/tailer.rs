@@ -461,6 +461,9 @@ fn make_watcher(
                 EventKind::Modify(ModifyKind::Name(_)) => event.paths.last(),
                 _ => None,
             };
+            if let Some(p) = new_path {
+                poller.path_replaced(p);
+            }
             if let Some(p) = new_path
                 && created.try_send(p.clone()).is_err()
             {
