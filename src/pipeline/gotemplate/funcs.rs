@@ -260,6 +260,27 @@ pub fn is_sprig_not_implemented(name: &str) -> bool {
     ALL_SPRIG.contains(&name) && !is_defined(name)
 }
 
+/// The longest text a template may build: the result of a function that multiplies text by a
+/// count (`repeat`, `indent`, `nindent`) and a whole render ([`super::GoTemplate::render`]).
+/// Far above any log line (Loki refuses lines over 256 KiB by default), low enough that a count
+/// written in a template cannot exhaust memory, on every line. Go has no such limit: it
+/// allocates whatever is asked, and only an overflowing length is an error.
+pub(crate) const MAX_TEXT_BYTES: usize = 16 << 20;
+
+/// The length of `count` copies of `unit` bytes plus `extra`, if it is within
+/// [`MAX_TEXT_BYTES`].
+fn text_len(name: &str, unit: usize, count: usize, extra: usize) -> gotmpl::Result<usize> {
+    unit.checked_mul(count)
+        .and_then(|n| n.checked_add(extra))
+        .filter(|&n| n <= MAX_TEXT_BYTES)
+        .ok_or_else(|| {
+            fail(
+                name,
+                format_args!("result longer than {MAX_TEXT_BYTES} bytes"),
+            )
+        })
+}
+
 fn fail(name: &str, msg: impl std::fmt::Display) -> TemplateError {
     TemplateError::Exec(format!("error calling {name}: {msg}"))
 }
@@ -449,6 +470,15 @@ fn go_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// sprig's `indent`: `width` spaces before every line of `v` (a negative width is none).
+fn indent(name: &str, width: i64, v: &str) -> gotmpl::Result<String> {
+    let width = usize::try_from(width).unwrap_or(0);
+    let lines = v.bytes().filter(|&b| b == b'\n').count() + 1;
+    text_len(name, width, lines, v.len() + 1)?;
+    let pad = " ".repeat(width);
+    Ok(format!("{pad}{}", v.replace('\n', &format!("\n{pad}"))))
 }
 
 /// Go's `regexp.QuoteMeta`: escapes exactly `\.+*?()|[]{}^$`.
@@ -806,7 +836,9 @@ pub fn func_map() -> FuncMap {
     f!("repeat", |n, a| {
         arity(n, a, 2)?;
         let count = usize::try_from(int(n, &a[0])?).map_err(|_| fail(n, "negative count"))?;
-        Ok(string(s(n, &a[1])?.repeat(count)))
+        let v = s(n, &a[1])?;
+        text_len(n, v.len(), count, 0)?;
+        Ok(string(v.repeat(count)))
     });
     f!("nospace", |n, a| {
         arity(n, a, 1)?;
@@ -871,18 +903,13 @@ pub fn func_map() -> FuncMap {
     });
     f!("indent", |n, a| {
         arity(n, a, 2)?;
-        let pad = " ".repeat(usize::try_from(int(n, &a[0])?).unwrap_or(0));
-        Ok(string(format!(
-            "{pad}{}",
-            s(n, &a[1])?.replace('\n', &format!("\n{pad}"))
-        )))
+        Ok(string(indent(n, int(n, &a[0])?, s(n, &a[1])?)?))
     });
     f!("nindent", |n, a| {
         arity(n, a, 2)?;
-        let pad = " ".repeat(usize::try_from(int(n, &a[0])?).unwrap_or(0));
         Ok(string(format!(
-            "\n{pad}{}",
-            s(n, &a[1])?.replace('\n', &format!("\n{pad}"))
+            "\n{}",
+            indent(n, int(n, &a[0])?, s(n, &a[1])?)?
         )))
     });
     f!("plural", |n, a| {

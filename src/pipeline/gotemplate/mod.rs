@@ -96,11 +96,38 @@ impl GoTemplate {
         Value::Map(Arc::new(map))
     }
 
-    /// Renders the template with `data`; an execution error names what failed.
+    /// Renders the template with `data`; an execution error names what failed. A render that
+    /// would be longer than [`funcs::MAX_TEXT_BYTES`] is an error (a `range` can repeat its
+    /// body up to gotmpl's 10,000,000 iterations per render).
     pub fn render(&self, data: &Value) -> Result<String, String> {
-        self.template
-            .execute_to_string(data)
-            .map_err(|e| e.to_string())
+        let mut out = BoundedText::default();
+        match self.template.execute_fmt(&mut out, data) {
+            Ok(()) => Ok(out.text),
+            Err(_) if out.overflowed => Err(format!(
+                "template: {}: output longer than {} bytes",
+                self.template.name(),
+                funcs::MAX_TEXT_BYTES
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A render's output, refusing to grow past [`funcs::MAX_TEXT_BYTES`].
+#[derive(Default)]
+struct BoundedText {
+    text: String,
+    overflowed: bool,
+}
+
+impl std::fmt::Write for BoundedText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.text.len() + s.len() > funcs::MAX_TEXT_BYTES {
+            self.overflowed = true;
+            return Err(std::fmt::Error);
+        }
+        self.text.push_str(s);
+        Ok(())
     }
 }
 

@@ -226,3 +226,32 @@ fn sprig_functions() {
             .contains("divide by zero")
     );
 }
+
+#[test]
+fn text_built_from_a_count_is_bounded() {
+    // Found by feeding hostile templates to the gotemplate fuzz target: `repeat` panicked
+    // (capacity overflow) and `indent` aborted (allocation failure) on a huge count; a large one
+    // took gigabytes per line.
+    for src in [
+        r#"{{ repeat 9223372036854775807 "ab" }}"#,
+        r#"{{ repeat 1000000000 "x" }}"#,
+        r#"{{ indent 9223372036854775807 "x" }}"#,
+        r#"{{ nindent 9000000 "a\nb" }}"#,
+    ] {
+        let e = render(src, &[]).unwrap_err();
+        assert!(
+            e.contains("result longer than 16777216 bytes"),
+            "{src}: {e}"
+        );
+    }
+    assert_eq!(ok(r#"{{ nindent 1 "a" }}"#, &[]), "\n a");
+    assert_eq!(ok(r#"{{ indent -1 "a" }}"#, &[]), "a");
+    assert_eq!(ok(r#"{{ repeat 16777216 "x" | len }}"#, &[]), "16777216");
+}
+
+#[test]
+fn a_render_is_bounded() {
+    let e = render(r#"{{ range 100 }}{{ repeat 1000000 "x" }}{{ end }}"#, &[]).unwrap_err();
+    assert_eq!(e, "template: t: output longer than 16777216 bytes");
+    assert_eq!(ok(r#"{{ range 3 }}x{{ end }}"#, &[]), "xxx");
+}
