@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_yaml::Value;
 
+use crate::config::yaml_depth::check_flow_depth;
 use crate::config::{ByteSize, Config, GoDuration, PromDuration};
 use crate::entry::{Ack, Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
@@ -52,6 +53,7 @@ fn text(data: &[u8]) -> Option<&str> {
 /// build every job's pipeline as `app::run` does at start.
 pub fn config(data: &[u8]) {
     let Some(text) = text(data) else { return };
+    assert_depth_guard_refuses_only_what_serde_yaml_refuses(text);
     let Ok(cfg) = Config::parse_str(text, "fuzz.yaml") else {
         return;
     };
@@ -71,11 +73,30 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// The guard run before serde_yaml ([`check_flow_depth`]) must never refuse a text serde_yaml
+/// accepts. Checked up to libFuzzer's default input size: beyond, what the guard refuses is
+/// exactly what serde_yaml takes quadratic time on.
+fn assert_depth_guard_refuses_only_what_serde_yaml_refuses(text: &str) {
+    if text.len() > 4096 {
+        return;
+    }
+    if let Err(e) = check_flow_depth(text) {
+        let parsed = serde_yaml::from_str::<Value>(text);
+        assert!(
+            parsed.is_err(),
+            "the depth guard refused YAML that parses: {e}"
+        );
+    }
+}
+
 /// The positions file reader (`Positions::open` without the file I/O), then the writer: what
 /// is loaded and written back must read back as the same map, so a rollback to Promtail (or a
 /// restart) loses nothing. The same text is also read as an identity sidecar, which must round
 /// trip too.
 pub fn positions(data: &[u8]) {
+    if let Some(text) = text(data) {
+        assert_depth_guard_refuses_only_what_serde_yaml_refuses(text);
+    }
     if let Ok(values) = decode_positions(data) {
         let loaded = Positions::in_memory();
         loaded.load_values(values, &HashMap::new());
@@ -443,6 +464,9 @@ pub fn re2(data: &[u8]) {
             re.is_match(pattern),
             "{literal:?} does not match {pattern:?}"
         ),
+        // The regex crate's 10 MiB program limit refuses a long enough literal: a refusal, not
+        // a mistranslation.
+        Err(e) if e.ends_with("exceeds size limit of 10485760 bytes.") => {}
         Err(e) => panic!("Go's QuoteMeta of {pattern:?} is refused: {e}"),
     }
 }

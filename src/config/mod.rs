@@ -9,7 +9,9 @@
 //!   [`apply_flags`]) and loading ([`load`], [`Config::parse_str`]);
 //! - validation after flags ([`Config::validate`]): Promtail's start-up checks plus the refusal,
 //!   by YAML path, of every setting ferrotail does not implement yet;
-//! - printing the effective config with secrets masked ([`Config::to_yaml_masked`]).
+//! - printing the effective config with secrets masked ([`Config::to_yaml_masked`]);
+//! - a linear-time guard against deeply nested flow collections, run before any YAML text
+//!   reaches serde_yaml (`yaml_depth`, also used for the positions file).
 //!
 //! Invariants: a config that Promtail accepts parses (it may then be refused by `validate` with
 //! the path of the unsupported key, never silently ignored); every parse error names the YAML
@@ -28,6 +30,7 @@ mod sections;
 mod server;
 pub mod types;
 mod validate;
+pub(crate) mod yaml_depth;
 
 use std::fmt;
 use std::path::Path;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use serde_yaml::Value;
 
+use super::yaml_depth::{TooDeep, check_flow_depth};
 use super::{ClientConfig, Config, ConfigError, ParseError, ServerConfig, Warning};
 
 fn parse_error(
@@ -74,6 +75,11 @@ fn has_merge_keys(v: &Value) -> bool {
 }
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    // Deep flow nesting would make serde_yaml take quadratic time before refusing it.
+    check_flow_depth(text).map_err(|e| {
+        let location = Some((e.line, e.column));
+        parse_error(origin, None, TooDeep::MESSAGE.to_owned(), location)
+    })?;
     // Pass 1: syntax and duplicate keys (a `serde_yaml::Value` rejects duplicates at any depth).
     let mut doc: Value =
         serde_yaml::from_str(text).map_err(|e| yaml_error(origin, None, &e, true))?;

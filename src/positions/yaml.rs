@@ -4,7 +4,8 @@
 //! §6.1): a single top-level key `positions`; any scalar is taken as its text (`123` and `"123"`
 //! both give `"123"`); explicit keys (`? key`) are fine; unknown top-level keys, non-scalar
 //! values and duplicate keys are errors; an empty document or `positions:` with no value is an
-//! empty map.
+//! empty map. Flow collections nested deeper than serde_yaml accepts are refused before it
+//! scans them ([`crate::config::yaml_depth`]).
 //!
 //! Writing produces YAML that Go Promtail (yaml.v2, i.e. libyaml) reads back into the same map,
 //! so a user can roll back without losing positions: keys sorted, two-space indentation, values
@@ -17,6 +18,8 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
+
+use crate::config::yaml_depth::check_flow_depth;
 
 /// Keys longer than this many bytes are written as explicit keys (`? key` / `: value`), like
 /// yaml.v2 does; libyaml rejects simple keys longer than 1024 characters.
@@ -73,6 +76,7 @@ impl<'de> Visitor<'de> for StrictMapVisitor {
 /// Parses a positions file. The error text is serde_yaml's (with line and column); the caller
 /// wraps it in Promtail's `invalid yaml positions file [<path>]: <err>`.
 pub(crate) fn parse_positions(text: &str) -> Result<BTreeMap<String, String>, String> {
+    check_flow_depth(text).map_err(|e| e.to_string())?;
     let doc: PositionsDoc = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     Ok(doc.positions.map(|m| m.0).unwrap_or_default())
 }
@@ -98,6 +102,7 @@ struct SidecarDoc {
 
 /// Parses an identity sidecar.
 pub(crate) fn parse_sidecar(text: &str) -> Result<BTreeMap<String, SidecarEntry>, String> {
+    check_flow_depth(text).map_err(|e| e.to_string())?;
     let doc: SidecarDoc = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     if doc.version != SIDECAR_VERSION {
         return Err(format!(
@@ -475,5 +480,15 @@ mod tests {
         assert!(parse_sidecar("files: {}\n").is_err());
         assert!(parse_sidecar("version: 1\nfiles:\n  /a: {dev: 1}\n").is_err());
         assert!(parse_sidecar("\0\u{1}garbage: [").is_err());
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_serde_yaml_scans_it() {
+        // A corrupt positions file must not stall the start for minutes (see
+        // `config::yaml_depth`); it is an invalid positions file like any other.
+        let text = format!("positions: {}", "{a: ".repeat(20_000));
+        let e = parse_positions(&text).unwrap_err();
+        assert!(e.starts_with("flow collections"), "{e}");
+        assert!(parse_sidecar(&format!("files: {}", "[".repeat(20_000))).is_err());
     }
 }

@@ -589,3 +589,17 @@ fn server_known_keys_match_the_struct() {
         .collect();
     assert!(parse(&format!("server:\n{text}")).warnings.is_empty());
 }
+
+#[test]
+fn deep_flow_nesting_is_refused_before_serde_yaml_scans_it() {
+    // Found by probing the config fuzz target with large inputs: `[` repeated takes serde_yaml
+    // quadratic time (32 KiB: seconds) before its recursion limit refuses it.
+    let text = format!("scrape_configs: {}", "[".repeat(40_000));
+    let e = parse_err(&text);
+    assert_eq!(
+        e.to_string(),
+        "test.yaml: flow collections ([...] or {...}) nested more than 128 deep at line 1 \
+         column 145"
+    );
+    assert_eq!(e.location, Some((1, 145)));
+}
