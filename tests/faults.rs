@@ -90,16 +90,6 @@ async fn wait_all(mock: &MockLoki, lines: &[Bytes], ft: &Ferrotail) {
     .unwrap_or_else(|e| panic!("{e}\nferrotail stderr:\n{}", ft.stderr()));
 }
 
-/// The lines of the requests whose entries were stored but whose answer did not say so: the
-/// only lines a correct client may send twice.
-fn lines_of_lost_answers(mock: &MockLoki) -> HashSet<Bytes> {
-    mock.requests()
-        .iter()
-        .filter(|r| r.stored > 0 && !matches!(r.status, Some(200..=299)))
-        .flat_map(|r| r.lines[..r.stored].iter().cloned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retryable_answers_then_success_deliver_exactly_once() {
     let mock = MockLoki::start().await;
@@ -159,7 +149,7 @@ async fn resets_and_half_written_answers_duplicate_only_those_batches() {
     assert!(ft.stop().success());
     let t = Tally::of("resets_and_half_written_answers", &lines, &mock.entries());
     t.assert_complete();
-    let window = lines_of_lost_answers(&mock);
+    let window = mock.lines_of_lost_answers();
     t.assert_duplicates_within(&window);
     assert!(
         t.duplicated > 0,

@@ -155,13 +155,7 @@ async fn soak_rotation_and_random_loki_failures() {
 
     let t = Tally::of("soak", &written, &mock.entries());
     t.assert_complete();
-    let window: HashSet<Bytes> = mock
-        .requests()
-        .iter()
-        .filter(|r| r.stored > 0 && !matches!(r.status, Some(200..=299)))
-        .flat_map(|r| r.lines[..r.stored].iter().cloned())
-        .collect();
-    t.assert_duplicates_within(&window);
+    t.assert_duplicates_within(&mock.lines_of_lost_answers());
 
     let (_, start_rss, start_fds) = *samples.first().expect("at least one sample");
     println!(

@@ -325,6 +325,16 @@ impl MockLoki {
         self.shared.lock().requests.clone()
     }
 
+    /// The lines of the requests whose entries were stored but whose answer did not say so
+    /// (stored then reset): the only lines a correct client may send twice.
+    pub fn lines_of_lost_answers(&self) -> std::collections::HashSet<Bytes> {
+        self.requests()
+            .iter()
+            .filter(|r| r.stored > 0 && !matches!(r.status, Some(200..=299)))
+            .flat_map(|r| r.lines[..r.stored].iter().cloned())
+            .collect()
+    }
+
     /// Waits until at least `n` entries were accepted; an error after `timeout` says how far it
     /// got.
     pub async fn wait_for_entries(
