@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::readline_limit::ReadlineLimiter;
+use crate::pipeline::stream_clock::StreamClock;
 use crate::positions::{Positions, PositionsWriter};
 use crate::server::{Server, Status};
 use crate::settings;
@@ -243,7 +244,7 @@ fn give_up(positions: &Positions, hard_stop: &CancellationToken) {
 
 /// Runs one job's pipeline on the events of its readers until the channel closes, then sends
 /// on whatever buffering stages still hold. What comes out goes through the read-line rate
-/// limit, if any, on its way to the sink.
+/// limit, if any, and gets distinct read-time timestamps per stream on its way to the sink.
 async fn run_pipeline(
     mut pipeline: Pipeline,
     mut rx: mpsc::Receiver<TailEvent>,
@@ -251,6 +252,7 @@ async fn run_pipeline(
     limit: Option<Arc<ReadlineLimiter>>,
 ) {
     let mut out = Vec::new();
+    let mut clock = StreamClock::new();
     let blocking = pipeline.may_block();
     let mut flush_tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -284,6 +286,7 @@ async fn run_pipeline(
             limit.admit(&mut out).await;
         }
         if !out.is_empty() {
+            clock.stamp(&mut out);
             sink.send(std::mem::take(&mut out)).await;
         }
     }
@@ -292,6 +295,7 @@ async fn run_pipeline(
         limit.admit(&mut out).await;
     }
     if !out.is_empty() {
+        clock.stamp(&mut out);
         sink.send(out).await;
     }
 }

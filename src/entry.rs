@@ -83,6 +83,12 @@ impl LabelSet {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Whether `other` shares this set's allocation (a pointer comparison: entries of one
+    /// read chunk share their labels until a stage changes them).
+    pub fn shares(&self, other: &LabelSet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Number of labels.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -184,6 +190,19 @@ impl Timestamp {
     }
 }
 
+/// Where an entry's timestamp came from, which decides whether ferrotail may move it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stamp {
+    /// The time the line was read (files without a `timestamp` stage). Loki keeps one entry
+    /// per stream, timestamp and line, so these are made distinct and strictly increasing per
+    /// stream after the pipeline ([`crate::pipeline::stream_clock`]).
+    #[default]
+    ReadTime,
+    /// Set from the line or by its sender (a `timestamp` stage, a pushed entry): shipped as it
+    /// is, as Promtail does.
+    Given,
+}
+
 /// One log line with its stream labels, timestamp, structured metadata and acknowledgement.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -191,6 +210,8 @@ pub struct Entry {
     pub labels: LabelSet,
     /// The entry's time (read time for files unless a `timestamp` stage sets it).
     pub timestamp: Timestamp,
+    /// Where `timestamp` came from.
+    pub stamp: Stamp,
     /// The line, as raw bytes, without its `\n` (a `\r` before it is kept, spec §5.4).
     pub line: Bytes,
     /// Structured metadata pairs, in the order they were added.
@@ -200,11 +221,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A new entry without structured metadata.
+    /// A new entry stamped at read time, without structured metadata.
     pub fn new(labels: LabelSet, timestamp: Timestamp, line: Bytes, ack: Ack) -> Self {
         Entry {
             labels,
             timestamp,
+            stamp: Stamp::ReadTime,
             line,
             structured_metadata: Vec::new(),
             ack,

@@ -45,21 +45,27 @@ clients:
   # Basic auth from the URL's userinfo, through a proxy (the mock) with its own credentials.
   - url: http://user:SECRET_URL_PASS@{addr}/loki/api/v1/push
     proxy_url: http://proxyuser:SECRET_PROXY_PASS@{addr}
+    # One mock stands for four Lokis: a label per client keeps their streams apart (Loki
+    # would merge the same entry pushed four times into one stream).
+    external_labels: {{client: proxied}}
     batchwait: 50ms
     backoff_config: {{min_period: 20ms, max_period: 100ms}}
   - url: http://{addr}/loki/api/v1/push
     name: bearer
+    external_labels: {{client: bearer}}
     bearer_token: SECRET_BEARER
     headers: {{X-Api-Key: SECRET_HEADER, X-Scope-OrgID: visible-tenant}}
     batchwait: 50ms
     backoff_config: {{min_period: 20ms, max_period: 100ms}}
   - url: http://{addr}/loki/api/v1/push
     name: basic
+    external_labels: {{client: basic}}
     basic_auth: {{username: visible-user, password: SECRET_BASIC}}
     batchwait: 50ms
     backoff_config: {{min_period: 20ms, max_period: 100ms}}
   - url: http://{addr}/loki/api/v1/push
     name: authorization
+    external_labels: {{client: authorization}}
     authorization: {{type: Token, credentials: SECRET_CREDENTIALS}}
     batchwait: 50ms
     backoff_config: {{min_period: 20ms, max_period: 100ms}}
@@ -159,6 +165,7 @@ async fn credential_files_are_read_again_for_every_push() {
     let client = |name: &str, auth: String| {
         format!(
             "  - url: http://{addr}/loki/api/v1/push\n    name: {name}\n    {auth}\n    \
+             external_labels: {{client: {name}}}\n    \
              batchwait: 50ms\n    backoff_config: {{min_period: 20ms, max_period: 100ms}}\n"
         )
     };

@@ -34,6 +34,7 @@ pub mod re2;
 pub mod readline_limit;
 pub mod stage;
 pub mod stages;
+pub mod stream_clock;
 
 pub use extracted::{Extracted, Key, Text, Value as ExtractedValue, ValueRef};
 pub use stage::{BuildContext, DropCounter, Outcome, PipelineEntry, Stage};

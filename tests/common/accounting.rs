@@ -12,51 +12,57 @@ use bytes::Bytes;
 
 use super::mock_loki::ReceivedEntry;
 
-/// The outcome of one scenario.
+/// The outcome of one scenario. Lines are counted as a multiset: a line written five times
+/// (real logs repeat lines) must be stored five times, and the mock stores entries by Loki's
+/// rule, so five identical lines with one timestamp count once.
 #[derive(Debug)]
 pub struct Tally {
     pub scenario: String,
-    /// Distinct lines written.
+    /// Lines written (with repeats).
     pub written: usize,
-    /// Written lines stored at least once.
+    /// Written lines stored (a line written n times and stored m times counts min(n, m)).
     pub delivered: usize,
-    /// Extra copies stored (a line stored 3 times counts 2).
+    /// Extra copies stored (a line written once and stored 3 times counts 2).
     pub duplicated: usize,
-    /// Written lines never stored.
+    /// Written lines never stored, one element per missing copy.
     pub lost: Vec<Bytes>,
     /// Stored lines that were never written.
     pub unexpected: Vec<Bytes>,
     /// Each stored line and how often.
     pub counts: HashMap<Bytes, usize>,
+    /// Each written line and how often.
+    pub wanted: HashMap<Bytes, usize>,
 }
 
 impl Tally {
-    /// Tallies `stored` against the lines `written` (which must be distinct).
+    /// Tallies `stored` against the lines `written` (repeats allowed).
     pub fn of(scenario: &str, written: &[Bytes], stored: &[ReceivedEntry]) -> Tally {
         let mut counts: HashMap<Bytes, usize> = HashMap::new();
         for e in stored {
             *counts.entry(e.line.clone()).or_insert(0) += 1;
         }
-        let written_set: HashSet<&Bytes> = written.iter().collect();
-        assert_eq!(
-            written_set.len(),
-            written.len(),
-            "written lines must be distinct"
-        );
-        let lost: Vec<Bytes> = written
-            .iter()
-            .filter(|l| !counts.contains_key(*l))
-            .cloned()
-            .collect();
+        let mut wanted: HashMap<Bytes, usize> = HashMap::new();
+        for l in written {
+            *wanted.entry(l.clone()).or_insert(0) += 1;
+        }
+        let mut lost = Vec::new();
+        // In written order, so the first lost line is the earliest one.
+        let mut seen: HashMap<&Bytes, usize> = HashMap::new();
+        for l in written {
+            let n = seen.entry(l).or_insert(0);
+            *n += 1;
+            if *n > counts.get(l).copied().unwrap_or(0) {
+                lost.push(l.clone());
+            }
+        }
         let unexpected: Vec<Bytes> = counts
             .keys()
-            .filter(|l| !written_set.contains(l))
+            .filter(|l| !wanted.contains_key(*l))
             .cloned()
             .collect();
         let duplicated = counts
             .iter()
-            .filter(|(l, _)| written_set.contains(l))
-            .map(|(_, n)| n - 1)
+            .filter_map(|(l, n)| wanted.get(l).map(|w| n.saturating_sub(*w)))
             .sum();
         let t = Tally {
             scenario: scenario.to_owned(),
@@ -66,16 +72,17 @@ impl Tally {
             lost,
             unexpected,
             counts,
+            wanted,
         };
         t.record();
         t
     }
 
-    /// Lines stored more than once.
+    /// Lines stored more often than they were written.
     pub fn duplicated_lines(&self) -> HashSet<Bytes> {
         self.counts
             .iter()
-            .filter(|(_, n)| **n > 1)
+            .filter(|(l, n)| self.wanted.get(*l).is_some_and(|w| *n > w))
             .map(|(l, _)| l.clone())
             .collect()
     }

@@ -7,15 +7,18 @@
 //! with an optional `Retry-After` and body, or one of the faults of [`Reply`]: a connection
 //! reset before storing, a response lost after storing, a body cut short, a partial accept, a
 //! late answer. An optional delay is applied before every answer. Entries are recorded only
-//! when the reply says Loki stored them (a 2xx, or the faults that store), so
-//! [`MockLoki::entries`] is what Loki "stored".
+//! when the reply says Loki stored them (a 2xx, or the faults that store), and by Loki's rule:
+//! one entry per (tenant, stream, timestamp, line), a second one is merged into the first (a
+//! retried batch, or identical lines stamped with the same instant). So
+//! [`MockLoki::entries`] is what a real Loki would hold, not what was sent;
+//! [`MockLoki::merged`] counts what it merged.
 //!
 //! Waiting is bounded: [`MockLoki::wait_for_entries`] returns an error with a clear message
 //! instead of hanging.
 
 #![allow(dead_code)] // each test binary uses a different part of the mock
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -158,7 +161,30 @@ struct State {
     fallback: Option<Reply>,
     delay: Option<Duration>,
     entries: Vec<ReceivedEntry>,
+    /// What `entries` holds, by Loki's identity of an entry.
+    kept: HashSet<(Option<String>, String, i64, Bytes)>,
+    /// Stored entries that Loki's rule merged into an earlier one.
+    merged: usize,
     requests: Vec<ReceivedRequest>,
+}
+
+impl State {
+    /// Stores entries the way Loki does: one per (tenant, stream, timestamp, line).
+    fn store(&mut self, accepted: Vec<ReceivedEntry>) {
+        for e in accepted {
+            let id = (
+                e.tenant.clone(),
+                e.labels.clone(),
+                e.timestamp_ns,
+                e.line.clone(),
+            );
+            if self.kept.insert(id) {
+                self.entries.push(e);
+            } else {
+                self.merged += 1;
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -318,6 +344,12 @@ impl MockLoki {
     /// Every entry accepted so far, in arrival order.
     pub fn entries(&self) -> Vec<ReceivedEntry> {
         self.shared.lock().entries.clone()
+    }
+
+    /// Entries stored by a reply that Loki's rule merged into one it already held (same
+    /// tenant, stream, timestamp and line).
+    pub fn merged(&self) -> usize {
+        self.shared.lock().merged
     }
 
     /// Every request received so far, in arrival order.
@@ -530,7 +562,7 @@ fn answer(
             request.stored = accepted.len();
             {
                 let mut st = shared.lock();
-                st.entries.extend(accepted);
+                st.store(accepted);
                 st.requests.push(request);
             }
             shared.changed.notify_waiters();
@@ -566,7 +598,7 @@ fn answer(
         let mut st = shared.lock();
         accepted.truncate(keep);
         request.stored = accepted.len();
-        st.entries.extend(accepted);
+        st.store(accepted);
         st.requests.push(request);
     }
     shared.changed.notify_waiters();

@@ -42,7 +42,7 @@ use bytes::{Bytes, BytesMut};
 use serde_yaml::Value as Yaml;
 
 use crate::config::GoDuration;
-use crate::entry::{Entry, LabelSet, Timestamp};
+use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::pipeline::decode::{Fields, weak_integer, weak_string};
 use crate::pipeline::extracted::Extracted;
 use crate::pipeline::re2;
@@ -77,6 +77,7 @@ struct StreamState {
     /// Labels, timestamp and extracted map of the last first line.
     labels: LabelSet,
     timestamp: Timestamp,
+    stamp: Stamp,
     extracted: Extracted,
     /// The lines of the current block (empty: no block held).
     lines: Vec<Bytes>,
@@ -97,15 +98,14 @@ impl StreamState {
         } else {
             std::mem::take(&mut self.extracted)
         };
-        Some(PipelineEntry {
-            entry: Entry::new(
-                self.labels.clone(),
-                self.timestamp,
-                line,
-                self.held.take_ack(),
-            ),
-            extracted,
-        })
+        let mut entry = Entry::new(
+            self.labels.clone(),
+            self.timestamp,
+            line,
+            self.held.take_ack(),
+        );
+        entry.stamp = self.stamp;
+        Some(PipelineEntry { entry, extracted })
     }
 }
 
@@ -171,6 +171,7 @@ impl Stage for MultilineStage {
                 .or_insert_with(|| StreamState {
                     labels: LabelSet::new(),
                     timestamp: Timestamp::default(),
+                    stamp: Stamp::ReadTime,
                     extracted: Extracted::default(),
                     lines: Vec::new(),
                     held: Held::default(),
@@ -183,6 +184,7 @@ impl Stage for MultilineStage {
         if is_first {
             state.labels = pe.entry.labels.clone();
             state.timestamp = pe.entry.timestamp;
+            state.stamp = pe.entry.stamp;
             state.extracted = std::mem::take(&mut pe.extracted);
         }
         state.lines.push(std::mem::take(&mut pe.entry.line));

@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_yaml::Value as Yaml;
 
-use crate::entry::Timestamp;
+use crate::entry::{Stamp, Timestamp};
 use crate::pipeline::decode::Fields;
 use crate::pipeline::gotime::{GoLayout, Zone, civil_from_days, local_zone};
 use crate::pipeline::lru::LabelLru;
@@ -267,12 +267,17 @@ impl Stage for TimestampStage {
         match (parsed, &self.on_failure) {
             (Some(ns), OnFailure::Fudge) => {
                 entry.timestamp = Timestamp(ns);
+                entry.stamp = Stamp::Given;
                 self.last_known.put(&entry.labels, entry.timestamp);
             }
-            (Some(ns), OnFailure::Skip) => entry.timestamp = Timestamp(ns),
+            (Some(ns), OnFailure::Skip) => {
+                entry.timestamp = Timestamp(ns);
+                entry.stamp = Stamp::Given;
+            }
             (None, OnFailure::Fudge) => {
                 if let Some(last) = self.last_known.get(&entry.labels) {
                     entry.timestamp = Timestamp(last.0.saturating_add(1));
+                    entry.stamp = Stamp::Given;
                     self.last_known.put(&entry.labels, entry.timestamp);
                 }
             }
