@@ -100,7 +100,7 @@ pub fn positions(data: &[u8]) {
     if let Ok(values) = decode_positions(data) {
         let loaded = Positions::in_memory();
         loaded.load_values(values, &HashMap::new());
-        let (snapshot, _) = loaded.snapshot();
+        let snapshot = loaded.snapshot().values;
         let written = render_positions(&snapshot);
         match parse_positions(&written) {
             Ok(read_back) => assert_eq!(read_back, snapshot, "positions file {written:?}"),

@@ -150,11 +150,13 @@ async fn resets_and_half_written_answers_duplicate_only_those_batches() {
     let t = Tally::of("resets_and_half_written_answers", &lines, &mock.entries());
     t.assert_complete();
     let window = mock.lines_of_lost_answers();
-    t.assert_duplicates_within(&window);
     assert!(
-        t.duplicated > 0,
-        "a batch stored before its answer was lost is sent again"
+        !window.is_empty() && mock.merged() > 0,
+        "a batch stored before its answer was lost is sent again ({} merged)",
+        mock.merged()
     );
+    // Sent again with the same timestamps, so Loki keeps each line once.
+    t.assert_exactly_once();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

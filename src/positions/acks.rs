@@ -22,13 +22,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 /// Ordered completion tracking for one source (one open file, one journal, ...).
 #[derive(Debug)]
 pub struct Tracker {
     state: Mutex<State>,
     frozen: AtomicBool,
+    /// Signalled whenever the committed position advances (the positions writer saves soon).
+    on_commit: Option<Arc<Notify>>,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,15 @@ struct State {
 impl Tracker {
     /// A tracker whose committed (and read) position starts at `start`.
     pub fn new(start: u64) -> Arc<Self> {
+        Self::build(start, None)
+    }
+
+    /// A tracker that signals `on_commit` each time its committed position advances.
+    pub fn with_notify(start: u64, on_commit: Arc<Notify>) -> Arc<Self> {
+        Self::build(start, Some(on_commit))
+    }
+
+    fn build(start: u64, on_commit: Option<Arc<Notify>>) -> Arc<Self> {
         Arc::new(Tracker {
             state: Mutex::new(State {
                 next_seq: 0,
@@ -52,6 +63,7 @@ impl Tracker {
                 read: start,
             }),
             frozen: AtomicBool::new(false),
+            on_commit,
         })
     }
 
@@ -123,9 +135,15 @@ impl Tracker {
         {
             p.2 = true;
         }
+        let before = st.committed;
         while let Some(&(_, end, true)) = st.pending.front() {
             st.pending.pop_front();
             st.committed = st.committed.max(end);
+        }
+        let advanced = st.committed != before || st.pending.is_empty();
+        drop(st);
+        if advanced && let Some(n) = &self.on_commit {
+            n.notify_one();
         }
     }
 }

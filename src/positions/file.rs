@@ -21,7 +21,7 @@
 //! - Nothing is written when neither file would change; a failed write is retried at the next
 //!   save, counted in `ferrotail_positions_write_errors_total`, and never fatal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use tracing::{debug, error, warn};
 
-use super::store::Positions;
-use super::yaml::{self, SidecarEntry};
+use super::generations::{Fingerprint, ResumePlan, SavedGeneration};
+use super::store::{FileIdentity, Positions, SavedPosition, Snapshot};
+use super::yaml::{self, SidecarEntry, SidecarGeneration};
 use crate::metrics::Metrics;
 
 /// Runtime settings of the positions file (the `positions` config block, plus `-dry-run`).
@@ -170,33 +171,16 @@ impl Positions {
         };
         let sidecar_path = settings.sidecar_path();
         let sidecar = read_sidecar(&sidecar_path, !values.is_empty());
-        // Only identities saved together with the current value are trusted (module docs).
-        let identities = sidecar
-            .iter()
-            .flatten()
-            .filter(|(k, e)| {
-                values
-                    .get(*k)
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .is_some_and(|v| v == e.offset)
-            })
-            .map(|(k, e)| {
-                let id = super::FileIdentity {
-                    dev: e.dev,
-                    ino: e.ino,
-                };
-                (k.clone(), id)
-            })
-            .collect();
+        let plans = resume_plans(&values, sidecar.as_ref());
         let positions = Positions::default();
-        positions.load_values(values.clone(), &identities);
+        positions.load_values(values.clone(), &plans);
         // Record what is on disk so an unchanged map is not rewritten; anything that would come
         // out different (or could not be read) is written at the first save.
-        let (now_values, now_ids) = positions.snapshot();
-        if parsed && now_values == values {
+        let now = positions.snapshot();
+        if parsed && now.values == values {
             state.positions = Some(values);
         }
-        let now_sidecar = sidecar_entries(&now_values, &now_ids);
+        let now_sidecar = sidecar_entries(&now);
         if sidecar.as_ref() == Some(&now_sidecar) {
             state.sidecar = Some(now_sidecar);
         }
@@ -210,6 +194,17 @@ impl Positions {
             metrics,
             state: Mutex::new(state),
         })))
+    }
+
+    /// An in-memory map holding what a restart would read back from a save of `snapshot`
+    /// (both files, through the same conversion as [`Positions::open`]): for tests and the
+    /// fuzzers, without the file I/O.
+    pub fn restored_from(snapshot: &Snapshot) -> Arc<Positions> {
+        let sidecar = sidecar_entries(snapshot);
+        let plans = resume_plans(&snapshot.values, Some(&sidecar));
+        let positions = Positions::in_memory();
+        positions.load_values(snapshot.values.clone(), &plans);
+        positions
     }
 
     /// Writes the positions file and then the identity sidecar, each only if its content
@@ -227,9 +222,9 @@ impl Positions {
             return Ok(());
         }
         let mut state = backing.lock();
-        let (values, ids) = self.snapshot();
-        let sidecar = sidecar_entries(&values, &ids);
-        let result = backing.write_both(&mut state, values, sidecar);
+        let snapshot = self.snapshot();
+        let sidecar = sidecar_entries(&snapshot);
+        let result = backing.write_both(&mut state, snapshot.values, sidecar);
         if let Err(e) = &result {
             backing.metrics.positions_write_errors.inc();
             match e {
@@ -427,23 +422,107 @@ fn read_sidecar(path: &Path, expected: bool) -> Option<BTreeMap<String, SidecarE
     }
 }
 
-/// The sidecar content for a snapshot: identities of keys present in the positions map with an
-/// integer value.
-fn sidecar_entries(
-    values: &BTreeMap<String, String>,
-    ids: &BTreeMap<String, super::FileIdentity>,
-) -> BTreeMap<String, SidecarEntry> {
-    ids.iter()
-        .filter_map(|(k, id)| {
-            let offset = values.get(k)?.parse::<u64>().ok()?;
+/// The sidecar content for a snapshot: for each file key with an integer value, its current
+/// generation (when its identity is known) and its older generations.
+fn sidecar_entries(snapshot: &Snapshot) -> BTreeMap<String, SidecarEntry> {
+    snapshot
+        .files
+        .iter()
+        .filter_map(|(k, saved)| {
+            let current = saved.current?;
             Some((
                 k.clone(),
                 SidecarEntry {
-                    dev: id.dev,
-                    ino: id.ino,
-                    offset,
+                    dev: current.identity.dev,
+                    ino: current.identity.ino,
+                    offset: saved.offset,
+                    size: current.size,
+                    head: current.fingerprint.len,
+                    hash: current.fingerprint.hash,
+                    older: saved.older.iter().map(sidecar_generation).collect(),
                 },
             ))
         })
         .collect()
+}
+
+fn sidecar_generation(g: &SavedGeneration) -> SidecarGeneration {
+    SidecarGeneration {
+        dev: g.identity.dev,
+        ino: g.identity.ino,
+        offset: g.offset,
+        size: g.size,
+        head: g.fingerprint.len,
+        hash: g.fingerprint.hash,
+        copied: g.copied,
+    }
+}
+
+fn saved_generation(g: &SidecarGeneration) -> SavedGeneration {
+    SavedGeneration {
+        identity: FileIdentity {
+            dev: g.dev,
+            ino: g.ino,
+        },
+        fingerprint: Fingerprint {
+            len: g.head,
+            hash: g.hash,
+        },
+        offset: g.offset,
+        size: g.size,
+        copied: g.copied,
+    }
+}
+
+/// Where each file key's readers start, from the positions file's values and the sidecar.
+///
+/// The file at the path gets the sidecar's identity and fingerprint only when the sidecar was
+/// saved with the same offset as the positions file (module docs). When they differ (a crash
+/// between the two writes, or Go Promtail ran in between), the path's offset is used as
+/// Promtail would, and the file the sidecar named becomes one more older generation: if it is
+/// still at the path it is skipped, if it was rotated away meanwhile it is read from the
+/// sidecar's offset (at worst lines come twice; none are skipped). The sidecar's older
+/// generations are always kept: a reader finds them again by identity and fingerprint.
+fn resume_plans(
+    values: &BTreeMap<String, String>,
+    sidecar: Option<&BTreeMap<String, SidecarEntry>>,
+) -> HashMap<String, ResumePlan> {
+    let mut plans = HashMap::new();
+    for (key, e) in sidecar.into_iter().flatten() {
+        let Some(value) = values.get(key).and_then(|v| v.trim().parse::<u64>().ok()) else {
+            continue;
+        };
+        let mut older: Vec<SavedGeneration> = e.older.iter().map(saved_generation).collect();
+        let at_path = SavedGeneration {
+            identity: FileIdentity {
+                dev: e.dev,
+                ino: e.ino,
+            },
+            fingerprint: Fingerprint {
+                len: e.head,
+                hash: e.hash,
+            },
+            offset: e.offset,
+            size: e.size,
+            copied: false,
+        };
+        let current = if e.offset == value {
+            SavedPosition {
+                offset: value,
+                identity: Some(at_path.identity),
+                fingerprint: at_path.fingerprint.known(),
+            }
+        } else {
+            older.push(at_path);
+            SavedPosition::at(value)
+        };
+        plans.insert(
+            key.clone(),
+            ResumePlan {
+                older,
+                current: Some(current),
+            },
+        );
+    }
+    plans
 }

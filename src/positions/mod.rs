@@ -8,9 +8,12 @@
 //! - `yaml.rs`: the two on-disk formats.
 //! - `writer.rs`: the periodic save task ([`PositionsWriter`]).
 //! - `acks.rs`: the per-source acknowledgement trackers.
+//! - `generations.rs`: the generations of one path its committed state covers (rotated files
+//!   with lines in flight, newer ones held open), fingerprints, and what a reader resumes.
 
 pub mod acks;
 pub(crate) mod file;
+pub mod generations;
 pub mod store;
 mod writer;
 pub(crate) mod yaml;
@@ -19,5 +22,8 @@ pub(crate) mod yaml;
 mod tests;
 
 pub use file::{PositionsError, PositionsSettings};
-pub use store::{FileIdentity, Positions, SavedPosition};
-pub use writer::{MIN_SYNC_PERIOD, PositionsWriter};
+pub use generations::{
+    FINGERPRINT_BYTES, Fingerprint, GenHandle, PathState, Phase, ResumePlan, SavedGeneration,
+};
+pub use store::{FileIdentity, Positions, SavedPath, SavedPosition, Snapshot};
+pub use writer::{MIN_SYNC_PERIOD, PositionsWriter, SAVE_COALESCE};

@@ -2,14 +2,17 @@
 //!
 //! Keys and values follow Promtail's positions file (spec §6.1): a file's absolute path maps to
 //! the byte offset of the next byte to read; `cursor-*` / `journal-*` keys hold opaque cursor
-//! strings and are kept verbatim. A tracked file's value is taken from its ack [`Tracker`]'s
-//! *committed* offset, never from what was merely read (DESIGN.md contract 2).
+//! strings and are kept verbatim. A file being read is a [`PathState`]: its value is the
+//! *committed* offset of its newest generation (never what was merely read, DESIGN.md contract
+//! 2), and the generations before it that still have lines in flight go to the sidecar.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::acks::Tracker;
+use tokio::sync::Notify;
+
 use super::file::Backing;
+use super::generations::{Fingerprint, PathState, ResumePlan, SavedGeneration};
 
 /// What identifies a file beyond its path, so that a file replaced while ferrotail was stopped
 /// is not read from a stale offset (Promtail's format cannot hold this; it is kept beside it).
@@ -28,28 +31,69 @@ pub struct SavedPosition {
     pub offset: u64,
     /// The identity of the file the offset belongs to, when known.
     pub identity: Option<FileIdentity>,
+    /// A fingerprint of the file's first bytes, when known (an inode can be reused by a new
+    /// file once the old one is deleted).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl SavedPosition {
+    /// A position known by path only (Promtail's format).
+    pub fn at(offset: u64) -> Self {
+        SavedPosition {
+            offset,
+            identity: None,
+            fingerprint: None,
+        }
+    }
 }
 
 #[derive(Debug)]
 enum Slot {
-    /// A file position not currently tracked by a reader (from the file, or a stopped reader).
-    File(SavedPosition),
-    /// A file being read: the value is the tracker's committed offset.
-    Tracked {
-        identity: FileIdentity,
-        tracker: Arc<Tracker>,
-    },
+    /// A file path: what was restored from disk, and the generations its readers add.
+    Path(Arc<PathState>),
     /// A non-file value (`cursor-*`, `journal-*`, or anything not an integer), kept verbatim.
     Opaque(String),
 }
 
+/// One file key as a save writes it: the positions file's value and the sidecar's entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedPath {
+    /// The offset of the file at the path (the positions file's value).
+    pub offset: u64,
+    /// The newest generation, when its identity is known.
+    pub current: Option<SavedGeneration>,
+    /// Older generations still to be read or acknowledged, oldest first.
+    pub older: Vec<SavedGeneration>,
+}
+
+/// A snapshot of the whole map: Promtail-format values, and the sidecar's file entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `key -> value` as the positions file holds them.
+    pub values: BTreeMap<String, String>,
+    /// The file keys whose identity or older generations are known.
+    pub files: BTreeMap<String, SavedPath>,
+}
+
 /// Shared handle to the positions map, optionally backed by the positions file
 /// ([`Positions::open`], [`Positions::save`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Positions {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Signalled by every commit and generation change: the writer saves soon after.
+    dirty: Arc<Notify>,
     /// The file this map is saved to; `None` for [`Positions::in_memory`].
     backing: Option<Backing>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            slots: Mutex::new(HashMap::new()),
+            dirty: Arc::new(Notify::new()),
+            backing: None,
+        }
+    }
 }
 
 impl Positions {
@@ -71,20 +115,26 @@ impl Positions {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Loads raw Promtail values (`path -> "offset"`, `cursor-x -> "..."`) and identities.
+    /// Signalled whenever something a save writes has changed.
+    pub fn dirty(&self) -> Arc<Notify> {
+        Arc::clone(&self.dirty)
+    }
+
+    /// Loads raw Promtail values (`path -> "offset"`, `cursor-x -> "..."`) and, for file keys,
+    /// what the sidecar adds to them (identity of the file at the path, older generations).
     pub fn load_values(
         &self,
         values: impl IntoIterator<Item = (String, String)>,
-        identities: &HashMap<String, FileIdentity>,
+        plans: &HashMap<String, ResumePlan>,
     ) {
         let mut slots = self.lock();
         for (key, value) in values {
             let slot = match value.trim().parse::<u64>() {
                 Ok(offset) if !key.starts_with("cursor-") && !key.starts_with("journal-") => {
-                    Slot::File(SavedPosition {
-                        offset,
-                        identity: identities.get(&key).copied(),
-                    })
+                    let mut plan = plans.get(&key).cloned().unwrap_or_default();
+                    let current = plan.current.get_or_insert(SavedPosition::at(offset));
+                    current.offset = offset;
+                    Slot::Path(PathState::new(plan, Arc::clone(&self.dirty)))
                 }
                 _ => Slot::Opaque(value),
             };
@@ -92,15 +142,29 @@ impl Positions {
         }
     }
 
-    /// The position of `path`: the committed offset of its tracker if one is attached, else the
-    /// stored one. `None` when there is none or the value is not an offset.
+    /// Attaches reader `owner` to `path` and returns the path's shared state and where the
+    /// reader starts (see [`PathState::attach`]).
+    pub fn attach(&self, path: &str, owner: u64) -> (Arc<PathState>, ResumePlan) {
+        let state = {
+            let mut slots = self.lock();
+            match slots.get(path) {
+                Some(Slot::Path(state)) => Arc::clone(state),
+                _ => {
+                    let state = PathState::new(ResumePlan::default(), Arc::clone(&self.dirty));
+                    slots.insert(path.to_string(), Slot::Path(Arc::clone(&state)));
+                    state
+                }
+            }
+        };
+        let plan = state.attach(owner);
+        (state, plan)
+    }
+
+    /// The position of `path`: the committed offset of its newest generation, or the stored
+    /// one. `None` when there is none or the value is not an offset.
     pub fn get(&self, path: &str) -> Option<SavedPosition> {
         match self.lock().get(path)? {
-            Slot::File(p) => Some(*p),
-            Slot::Tracked { identity, tracker } => Some(SavedPosition {
-                offset: tracker.committed(),
-                identity: Some(*identity),
-            }),
+            Slot::Path(state) => state.newest(),
             Slot::Opaque(_) => None,
         }
     }
@@ -118,46 +182,28 @@ impl Positions {
         self.lock().insert(key.to_string(), Slot::Opaque(value));
     }
 
-    /// From now on the position of `path` is `tracker`'s committed offset. The latest call wins
-    /// (after a rotation the new file's tracker replaces the old one's).
-    pub fn track(&self, path: &str, identity: FileIdentity, tracker: Arc<Tracker>) {
-        self.lock()
-            .insert(path.to_string(), Slot::Tracked { identity, tracker });
-    }
-
-    /// Detaches `tracker` from `path` (the reader stopped), freezing its current committed
-    /// offset as the stored value. Does nothing if another tracker has replaced it since.
-    pub fn untrack(&self, path: &str, tracker: &Arc<Tracker>) {
-        let mut slots = self.lock();
-        if let Some(Slot::Tracked {
-            identity,
-            tracker: t,
-        }) = slots.get(path)
-            && Arc::ptr_eq(t, tracker)
-        {
-            let saved = SavedPosition {
-                offset: t.committed(),
-                identity: Some(*identity),
-            };
-            slots.insert(path.to_string(), Slot::File(saved));
-        }
-    }
-
-    /// Sets the stored offset of an untracked path.
+    /// Sets the stored position of a path that no reader is attached to (replacing its state).
     pub fn set(&self, path: &str, position: SavedPosition) {
-        self.lock().insert(path.to_string(), Slot::File(position));
+        let plan = ResumePlan {
+            older: Vec::new(),
+            current: Some(position),
+        };
+        let state = PathState::new(plan, Arc::clone(&self.dirty));
+        self.lock().insert(path.to_string(), Slot::Path(state));
     }
 
-    /// Forgets `path` (it no longer matches its glob, or it was deleted).
+    /// Forgets `path`.
     pub fn remove(&self, path: &str) {
         self.lock().remove(path);
     }
 
-    /// Forgets `key` unless a reader's tracker is attached to it. Returns whether it was removed.
+    /// Forgets `key` unless a reader is attached to it or lines of it are in flight. Returns
+    /// whether it was removed.
     pub fn remove_if_untracked(&self, key: &str) -> bool {
         let mut slots = self.lock();
         match slots.get(key) {
-            Some(Slot::Tracked { .. }) | None => false,
+            Some(Slot::Path(state)) if state.busy() => false,
+            None => false,
             Some(_) => slots.remove(key).is_some(),
         }
     }
@@ -167,37 +213,55 @@ impl Positions {
         self.lock().keys().cloned().collect()
     }
 
-    /// The values to write, Promtail style (`key -> string`), sorted by key, and the identities
-    /// of the file keys that have one.
-    pub fn snapshot(&self) -> (BTreeMap<String, String>, BTreeMap<String, FileIdentity>) {
-        let slots = self.lock();
-        let mut values = BTreeMap::new();
-        let mut ids = BTreeMap::new();
+    /// Paths whose saved state names older generations that no reader has read yet: a reader
+    /// must start for them even when nothing is at the path any more.
+    pub fn unread_generations(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter_map(|(k, slot)| match slot {
+                Slot::Path(state)
+                    if !state.attached_ever() && !state.restored().older.is_empty() =>
+                {
+                    Some(k.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What a save writes, sorted by key. Paths that were let go and have nothing in flight
+    /// any more are removed first.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut slots = self.lock();
+        slots.retain(|_, slot| match slot {
+            Slot::Path(state) => !state.prune(),
+            Slot::Opaque(_) => true,
+        });
+        let mut out = Snapshot::default();
         for (k, slot) in slots.iter() {
             match slot {
-                Slot::File(p) => {
-                    values.insert(k.clone(), p.offset.to_string());
-                    if let Some(id) = p.identity {
-                        ids.insert(k.clone(), id);
+                Slot::Path(state) => {
+                    let Some(saved) = state.saved() else {
+                        continue;
+                    };
+                    out.values.insert(k.clone(), saved.offset.to_string());
+                    if saved.current.is_some() || !saved.older.is_empty() {
+                        out.files.insert(k.clone(), saved);
                     }
                 }
-                Slot::Tracked { identity, tracker } => {
-                    values.insert(k.clone(), tracker.committed().to_string());
-                    ids.insert(k.clone(), *identity);
-                }
                 Slot::Opaque(v) => {
-                    values.insert(k.clone(), v.clone());
+                    out.values.insert(k.clone(), v.clone());
                 }
             }
         }
-        (values, ids)
+        out
     }
 
-    /// Freezes every attached tracker: nothing is committed after this (shutdown deadline).
+    /// Freezes every generation's tracker: nothing is committed after this (shutdown deadline).
     pub fn freeze_all(&self) {
         for slot in self.lock().values() {
-            if let Slot::Tracked { tracker, .. } = slot {
-                tracker.freeze();
+            if let Slot::Path(state) = slot {
+                state.freeze();
             }
         }
     }
@@ -206,17 +270,21 @@ impl Positions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::positions::generations::Phase;
+
+    const ID: FileIdentity = FileIdentity { dev: 1, ino: 2 };
 
     #[test]
-    fn tracked_value_is_committed_not_read() {
+    fn value_is_committed_not_read() {
         let p = Positions::in_memory();
-        let t = Tracker::new(100);
-        p.track("/a.log", FileIdentity { dev: 1, ino: 2 }, Arc::clone(&t));
-        let ack = t.chunk(200, None);
+        let (state, plan) = p.attach("/a.log", 0);
+        assert_eq!(plan, ResumePlan::default());
+        let g = state.add(0, ID, Fingerprint::default(), 100, 0, Phase::Reading);
+        let ack = g.tracker().chunk(200, None);
         assert_eq!(p.get("/a.log").map(|s| s.offset), Some(100));
         drop(ack);
         assert_eq!(
-            p.snapshot().0.get("/a.log").map(String::as_str),
+            p.snapshot().values.get("/a.log").map(String::as_str),
             Some("200")
         );
     }
@@ -233,20 +301,20 @@ mod tests {
         );
         assert_eq!(p.get_opaque("cursor-journal").as_deref(), Some("s=abc;i=1"));
         assert_eq!(p.get("/x").map(|s| s.offset), Some(42));
+        assert_eq!(p.snapshot().values.len(), 2);
     }
 
     #[test]
-    fn untrack_by_a_stale_tracker_is_ignored() {
+    fn a_released_path_is_removed_once_acknowledged() {
         let p = Positions::in_memory();
-        let old = Tracker::new(5);
-        let new = Tracker::new(0);
-        let id = FileIdentity { dev: 1, ino: 1 };
-        p.track("/a", id, Arc::clone(&old));
-        p.track("/a", FileIdentity { dev: 1, ino: 2 }, Arc::clone(&new));
-        p.untrack("/a", &old);
-        assert_eq!(
-            p.get("/a").and_then(|s| s.identity),
-            Some(FileIdentity { dev: 1, ino: 2 })
-        );
+        let (state, _) = p.attach("/a", 0);
+        let g = state.add(0, ID, Fingerprint::default(), 0, 5, Phase::Reading);
+        let ack = g.tracker().chunk(5, None);
+        state.release(0);
+        assert!(!p.remove_if_untracked("/a"), "lines in flight");
+        assert!(p.snapshot().values.contains_key("/a"));
+        drop(ack);
+        assert!(!p.snapshot().values.contains_key("/a"));
+        assert!(p.keys().is_empty());
     }
 }

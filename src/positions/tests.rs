@@ -10,7 +10,6 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-use super::acks::Tracker;
 use super::*;
 use crate::metrics::Metrics;
 
@@ -107,6 +106,7 @@ fn reads_promtail_written_variants() {
         SavedPosition {
             offset: 124,
             identity: None,
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -195,6 +195,7 @@ fn nasty_keys_round_trip_through_the_file() {
             SavedPosition {
                 offset: i as u64 * 7,
                 identity: Some(ID),
+                fingerprint: None,
             },
         );
     }
@@ -206,7 +207,8 @@ fn nasty_keys_round_trip_through_the_file() {
             back.get(k),
             Some(SavedPosition {
                 offset: i as u64 * 7,
-                identity: Some(ID)
+                identity: Some(ID),
+                fingerprint: None,
             }),
             "key {k:?}"
         );
@@ -229,6 +231,7 @@ fn existing_mode_is_preserved() {
         SavedPosition {
             offset: 1,
             identity: None,
+            fingerprint: None,
         },
     );
     let before = ino(&path);
@@ -249,6 +252,7 @@ fn new_positions_and_sidecar_are_private() {
         SavedPosition {
             offset: 7,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -262,6 +266,7 @@ fn new_positions_and_sidecar_are_private() {
         SavedPosition {
             offset: 9,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     let before = ino(&path);
@@ -305,6 +310,7 @@ fn failed_write_leaves_no_temporary_and_is_counted_and_retried() {
         SavedPosition {
             offset: 5,
             identity: None,
+            fingerprint: None,
         },
     );
     let err = p.save().unwrap_err();
@@ -329,6 +335,7 @@ fn failed_write_leaves_no_temporary_and_is_counted_and_retried() {
             SavedPosition {
                 offset: 6,
                 identity: None,
+                fingerprint: None,
             },
         );
         assert!(p.save().is_err());
@@ -355,6 +362,7 @@ fn save_is_skipped_when_nothing_changed() {
         SavedPosition {
             offset: 5,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -379,6 +387,7 @@ fn save_is_skipped_when_nothing_changed() {
         SavedPosition {
             offset: 6,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     again.save().unwrap();
@@ -391,13 +400,21 @@ fn save_is_skipped_when_nothing_changed() {
 fn sidecar_holds_identities_of_file_keys_only() {
     let (_d, path) = dir_and_path();
     let p = open(&path);
-    let t = Tracker::new(10);
-    p.track("/tracked", FileIdentity { dev: 1, ino: 2 }, Arc::clone(&t));
+    let (state, _) = p.attach("/tracked", 0);
+    let _g = state.add(
+        0,
+        FileIdentity { dev: 1, ino: 2 },
+        Fingerprint::default(),
+        10,
+        10,
+        Phase::Reading,
+    );
     p.set(
         "/plain",
         SavedPosition {
             offset: 3,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     p.set(
@@ -405,18 +422,19 @@ fn sidecar_holds_identities_of_file_keys_only() {
         SavedPosition {
             offset: 4,
             identity: None,
+            fingerprint: None,
         },
     );
     p.set_opaque("cursor-x", "c".to_string());
     p.save().unwrap();
     let text = fs::read_to_string(settings(&path).sidecar_path()).unwrap();
-    assert!(text.contains("\nversion: 1\nfiles:\n"), "{text}");
+    assert!(text.contains("\nversion: 2\nfiles:\n"), "{text}");
     assert!(
-        text.contains("  /plain: {dev: 64769, ino: 1234, offset: 3}\n"),
+        text.contains("  /plain: {dev: 64769, ino: 1234, offset: 3, size: 3, head: 0, hash: 0}\n"),
         "{text}"
     );
     assert!(
-        text.contains("  /tracked: {dev: 1, ino: 2, offset: 10}\n"),
+        text.contains("  /tracked: {dev: 1, ino: 2, offset: 10, size: 10, head: 0, hash: 0}\n"),
         "{text}"
     );
     assert!(
@@ -429,7 +447,8 @@ fn sidecar_holds_identities_of_file_keys_only() {
         back.get("/tracked"),
         Some(SavedPosition {
             offset: 10,
-            identity: Some(FileIdentity { dev: 1, ino: 2 })
+            identity: Some(FileIdentity { dev: 1, ino: 2 }),
+            fingerprint: None,
         })
     );
     assert_eq!(back.get("/plain").unwrap().identity, Some(ID));
@@ -437,7 +456,8 @@ fn sidecar_holds_identities_of_file_keys_only() {
         back.get("/no-id"),
         Some(SavedPosition {
             offset: 4,
-            identity: None
+            identity: None,
+            fingerprint: None,
         })
     );
 }
@@ -452,6 +472,7 @@ fn missing_or_corrupt_sidecar_only_loses_identities() {
         SavedPosition {
             offset: 7,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -467,7 +488,8 @@ fn missing_or_corrupt_sidecar_only_loses_identities() {
             back.get("/a"),
             Some(SavedPosition {
                 offset: 7,
-                identity: None
+                identity: None,
+                fingerprint: None,
             }),
             "{junk:?}"
         );
@@ -478,7 +500,8 @@ fn missing_or_corrupt_sidecar_only_loses_identities() {
         back.get("/a"),
         Some(SavedPosition {
             offset: 7,
-            identity: None
+            identity: None,
+            fingerprint: None,
         })
     );
     // The next save writes the sidecar again (with what the map knows).
@@ -487,6 +510,7 @@ fn missing_or_corrupt_sidecar_only_loses_identities() {
         SavedPosition {
             offset: 8,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     back.save().unwrap();
@@ -504,6 +528,7 @@ fn identity_is_dropped_when_positions_were_rewritten_without_it() {
         SavedPosition {
             offset: 100,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     p.set(
@@ -511,6 +536,7 @@ fn identity_is_dropped_when_positions_were_rewritten_without_it() {
         SavedPosition {
             offset: 200,
             identity: Some(ID),
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -520,14 +546,16 @@ fn identity_is_dropped_when_positions_were_rewritten_without_it() {
         back.get("/a"),
         Some(SavedPosition {
             offset: 150,
-            identity: None
+            identity: None,
+            fingerprint: None,
         })
     );
     assert_eq!(
         back.get("/b"),
         Some(SavedPosition {
             offset: 200,
-            identity: Some(ID)
+            identity: Some(ID),
+            fingerprint: None,
         })
     );
 }
@@ -553,11 +581,13 @@ fn cleanup_forgets_vanished_untracked_files_only() {
             SavedPosition {
                 offset: 1,
                 identity: None,
+                fingerprint: None,
             },
         );
     }
-    let t = Tracker::new(4);
-    p.track(&draining, ID, Arc::clone(&t));
+    let (state, _) = p.attach(&draining, 0);
+    let g = state.add(0, ID, Fingerprint::default(), 4, 4, Phase::Reading);
+    let in_flight = g.tracker().chunk(9, None);
     p.set_opaque("cursor-abc", "1711111111".to_string());
     p.set_opaque("journal-old", "s=1".to_string());
     p.set_opaque("/opaque-gone.log", "junk".to_string());
@@ -572,8 +602,12 @@ fn cleanup_forgets_vanished_untracked_files_only() {
     ];
     want.sort();
     assert_eq!(keys, want);
-    // Once the reader detaches, the vanished file is forgotten at the next cleanup.
-    p.untrack(&draining, &t);
+    // Once the reader lets it go, the vanished file is kept while lines are in flight, and
+    // forgotten once they are delivered.
+    state.release(0);
+    p.cleanup();
+    assert_eq!(p.get(&draining).map(|s| s.offset), Some(4));
+    drop(in_flight);
     p.cleanup();
     assert!(p.get(&draining).is_none());
 }
@@ -582,8 +616,9 @@ fn cleanup_forgets_vanished_untracked_files_only() {
 fn saved_value_is_committed_not_read() {
     let (_d, path) = dir_and_path();
     let p = open(&path);
-    let t = Tracker::new(0);
-    p.track("/a.log", ID, Arc::clone(&t));
+    let (state, _) = p.attach("/a.log", 0);
+    let g = state.add(0, ID, Fingerprint::default(), 0, 0, Phase::Reading);
+    let t = g.tracker();
     let first = t.chunk(100, None);
     let second = t.chunk(250, None);
     p.save().unwrap();
@@ -602,7 +637,8 @@ fn saved_value_is_committed_not_read() {
         open(&path).get("/a.log"),
         Some(SavedPosition {
             offset: 250,
-            identity: Some(ID)
+            identity: Some(ID),
+            fingerprint: None,
         })
     );
 }
@@ -620,6 +656,7 @@ fn read_only_never_writes() {
         SavedPosition {
             offset: 1,
             identity: None,
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -633,6 +670,7 @@ fn read_only_never_writes() {
         SavedPosition {
             offset: 10,
             identity: None,
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -661,6 +699,7 @@ fn in_memory_save_is_a_no_op() {
         SavedPosition {
             offset: 1,
             identity: None,
+            fingerprint: None,
         },
     );
     p.save().unwrap();
@@ -694,6 +733,7 @@ async fn writer_writes_changes_within_one_period_and_nothing_otherwise() {
         SavedPosition {
             offset: 1,
             identity: None,
+            fingerprint: None,
         },
     );
     let shutdown = CancellationToken::new();
@@ -713,6 +753,7 @@ async fn writer_writes_changes_within_one_period_and_nothing_otherwise() {
         SavedPosition {
             offset: 2,
             identity: None,
+            fingerprint: None,
         },
     );
     tokio::time::sleep(period).await;
@@ -724,6 +765,7 @@ async fn writer_writes_changes_within_one_period_and_nothing_otherwise() {
         SavedPosition {
             offset: 3,
             identity: None,
+            fingerprint: None,
         },
     );
     shutdown.cancel();
@@ -745,6 +787,7 @@ async fn writer_cleans_up_after_saving() {
         SavedPosition {
             offset: 1,
             identity: None,
+            fingerprint: None,
         },
     );
     let shutdown = CancellationToken::new();

@@ -1,9 +1,13 @@
-//! The periodic positions writer task.
+//! The positions writer task.
 //!
-//! Every `sync_period` it saves the positions (a no-op when nothing changed) and then forgets
-//! files that no longer exist (spec §6.2, §6.4), both on a blocking thread. It does not save on
-//! shutdown: the final save belongs after the last entries have been flushed and acknowledged,
-//! so the caller runs [`Positions::save`] itself at that point.
+//! It saves soon after something a save writes has changed (a commit, a generation added or
+//! left: [`Positions::dirty`]), at most once every [`SAVE_COALESCE`] so that a stream of commits
+//! costs a few small writes a second, and in any case every `sync_period` (spec §6.2); what a
+//! `kill -9` re-sends is then what was in flight, not what was acknowledged but not yet written
+//! down. Every `sync_period` it also forgets files that no longer exist (spec §6.4). All file
+//! work is on a blocking thread. It does not save on shutdown: the final save belongs after the
+//! last entries have been flushed and acknowledged, so the caller runs [`Positions::save`]
+//! itself at that point.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +21,10 @@ use super::store::Positions;
 /// The shortest period the writer accepts; a shorter one (e.g. `0s`) is raised to this, since
 /// every period also `stat`s every file in the map.
 pub const MIN_SYNC_PERIOD: Duration = Duration::from_millis(100);
+
+/// The shortest time between two saves started by changes: commits that come faster are
+/// written together.
+pub const SAVE_COALESCE: Duration = Duration::from_millis(50);
 
 /// Saves the positions every sync period until shut down.
 #[derive(Debug)]
@@ -34,30 +42,53 @@ impl PositionsWriter {
         }
     }
 
-    /// Runs until `shutdown` is cancelled. The first save happens one period after the start.
-    /// A save in progress is finished before this returns. Write errors are logged and counted
-    /// by [`Positions::save`] and retried at the next period.
+    /// Runs until `shutdown` is cancelled: saves soon after each change, and every period
+    /// (with the cleanup of vanished files). A save in progress is finished before this
+    /// returns. Write errors are logged and counted by [`Positions::save`] and retried at the
+    /// next change or period.
     pub async fn run(self, shutdown: CancellationToken) {
         let period = self.sync_period;
+        let coalesce = SAVE_COALESCE.min(period);
+        let dirty = self.positions.dirty();
         let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
         // After a slow save (e.g. a hung NFS mount), wait a full period rather than catching up
         // with a burst of saves.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_save = Instant::now();
+        // After a failed save (full disk, read-only mount), changes wait for the next period:
+        // one error a period in the log, not twenty a second.
+        let mut failing = false;
         loop {
-            tokio::select! {
+            let periodic = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+                _ = ticker.tick() => true,
+                _ = dirty.notified(), if !failing => false,
+            };
+            if !periodic {
+                // Changes that arrive meanwhile leave a permit behind: the next round saves them.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(last_save + coalesce) => {}
+                }
             }
             let positions = Arc::clone(&self.positions);
             let done = tokio::task::spawn_blocking(move || {
-                // The error is already logged and counted; the next period retries.
-                let _ = positions.save();
-                positions.cleanup();
+                // The error is already logged and counted; a later round retries.
+                let saved = positions.save().is_ok();
+                if periodic {
+                    positions.cleanup();
+                }
+                saved
             })
             .await;
-            if let Err(e) = done {
-                error!(error = %e, "The positions save task failed.");
-            }
+            last_save = Instant::now();
+            failing = match done {
+                Ok(saved) => !saved,
+                Err(e) => {
+                    error!(error = %e, "The positions save task failed.");
+                    true
+                }
+            };
         }
     }
 }

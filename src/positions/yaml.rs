@@ -26,7 +26,7 @@ use crate::config::yaml_depth::check_flow_depth;
 pub(super) const LONG_KEY_BYTES: usize = 128;
 
 /// The sidecar format version this code reads and writes.
-pub(super) const SIDECAR_VERSION: u32 = 1;
+pub(super) const SIDECAR_VERSION: u32 = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -81,15 +81,44 @@ pub(crate) fn parse_positions(text: &str) -> Result<BTreeMap<String, String>, St
     Ok(doc.positions.map(|m| m.0).unwrap_or_default())
 }
 
-/// One file's identity in the sidecar, with the offset it was saved with: an identity is only
-/// trusted when that offset equals the positions file's value for the key, i.e. when both files
-/// were written by the same save (see `file.rs`).
+/// One generation of a file in the sidecar: identity, fingerprint of its first bytes
+/// (`head` bytes hashed to `hash`; 0 = unknown), committed offset and size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SidecarGeneration {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub head: u32,
+    #[serde(default)]
+    pub hash: u64,
+    /// Its content was truncated away in place (copytruncate); only a copy can hold it.
+    #[serde(default)]
+    pub copied: bool,
+}
+
+/// One path in the sidecar: the generation at the path, with the offset it was saved with (it
+/// is only trusted when that offset equals the positions file's value for the key, i.e. when
+/// both files were written by the same save, see `file.rs`), and the older generations that
+/// still had lines to read or acknowledge, oldest first. Version 1 had only `dev`, `ino` and
+/// `offset`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SidecarEntry {
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub head: u32,
+    #[serde(default)]
+    pub hash: u64,
+    #[serde(default)]
+    pub older: Vec<SidecarGeneration>,
 }
 
 #[derive(Deserialize)]
@@ -100,13 +129,13 @@ struct SidecarDoc {
     files: Option<BTreeMap<String, SidecarEntry>>,
 }
 
-/// Parses an identity sidecar.
+/// Parses an identity sidecar (version 1 or 2).
 pub(crate) fn parse_sidecar(text: &str) -> Result<BTreeMap<String, SidecarEntry>, String> {
     check_flow_depth(text).map_err(|e| e.to_string())?;
     let doc: SidecarDoc = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    if doc.version != SIDECAR_VERSION {
+    if !(1..=SIDECAR_VERSION).contains(&doc.version) {
         return Err(format!(
-            "unsupported version {} (this ferrotail reads version {SIDECAR_VERSION})",
+            "unsupported version {} (this ferrotail reads versions 1 to {SIDECAR_VERSION})",
             doc.version
         ));
     }
@@ -143,8 +172,10 @@ pub(crate) fn render_sidecar(
             .chars()
             .map(|c| if c.is_control() { '?' } else { c }),
     );
-    out.push_str(": the (device, inode) of each file, which Promtail's format cannot hold.\n");
-    out.push_str("version: 1\n");
+    out.push_str(
+        ": the (device, inode) of each file and its older generations, which Promtail's format cannot hold.\n",
+    );
+    out.push_str("version: 2\n");
     if entries.is_empty() {
         out.push_str("files: {}\n");
         return out;
@@ -153,9 +184,23 @@ pub(crate) fn render_sidecar(
     for (key, e) in entries {
         push_entry(&mut out, key, |out| {
             out.push_str(&format!(
-                "{{dev: {}, ino: {}, offset: {}}}",
-                e.dev, e.ino, e.offset
+                "{{dev: {}, ino: {}, offset: {}, size: {}, head: {}, hash: {}",
+                e.dev, e.ino, e.offset, e.size, e.head, e.hash
             ));
+            if !e.older.is_empty() {
+                out.push_str(", older: [");
+                for (i, g) in e.older.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(&format!(
+                        "{{dev: {}, ino: {}, offset: {}, size: {}, head: {}, hash: {}, copied: {}}}",
+                        g.dev, g.ino, g.offset, g.size, g.head, g.hash, g.copied
+                    ));
+                }
+                out.push(']');
+            }
+            out.push('}');
         });
     }
     out
@@ -459,12 +504,27 @@ mod tests {
         let mut entries = BTreeMap::new();
         for (i, k) in nasty_keys().into_iter().enumerate() {
             let i = i as u64;
+            let older = (0..i % 3)
+                .map(|j| SidecarGeneration {
+                    dev: i,
+                    ino: j,
+                    offset: j * 7,
+                    size: j * 70,
+                    head: 256,
+                    hash: u64::MAX - j,
+                    copied: j == 1,
+                })
+                .collect();
             entries.insert(
                 k,
                 SidecarEntry {
                     dev: i,
                     ino: u64::MAX - i,
                     offset: i * 1000,
+                    size: i * 2000,
+                    head: u32::try_from(i).unwrap(),
+                    hash: i * 31,
+                    older,
                 },
             );
         }
@@ -475,8 +535,17 @@ mod tests {
     }
 
     #[test]
+    fn sidecar_reads_version_1() {
+        let m = parse_sidecar("version: 1\nfiles:\n  /a: {dev: 1, ino: 2, offset: 3}\n").unwrap();
+        let e = &m["/a"];
+        assert_eq!((e.dev, e.ino, e.offset, e.head), (1, 2, 3, 0));
+        assert!(e.older.is_empty());
+    }
+
+    #[test]
     fn sidecar_refuses_other_versions_and_junk() {
-        assert!(parse_sidecar("version: 2\nfiles: {}\n").is_err());
+        assert!(parse_sidecar("version: 3\nfiles: {}\n").is_err());
+        assert!(parse_sidecar("version: 0\nfiles: {}\n").is_err());
         assert!(parse_sidecar("files: {}\n").is_err());
         assert!(parse_sidecar("version: 1\nfiles:\n  /a: {dev: 1}\n").is_err());
         assert!(parse_sidecar("\0\u{1}garbage: [").is_err());

@@ -1,5 +1,6 @@
 //! One open file and its blocking reading rounds: where reading starts, reading a chunk,
-//! and telling end of file, truncation and rotation apart.
+//! telling end of file, truncation and rotation apart, and finding the generations of a path
+//! again after a restart.
 //!
 //! Everything here is blocking (`std::fs`) and runs inside `spawn_blocking`; the async side
 //! (permits, chunks, channels, parking) is in `reader.rs`.
@@ -10,12 +11,19 @@
 //!   offset a chunk may commit;
 //! - at end of file the path is looked at *before* the descriptor is checked again, so that what
 //!   the writer wrote to the old file before the path changed is read before the rotation is
-//!   reported.
+//!   reported;
+//! - a saved position applies to a file only when its identity matches and, where a
+//!   fingerprint was saved, its first bytes too (an inode is reused once its file is deleted);
+//! - a rotated generation is found again only in the path's own directory: by `(dev, inode)`
+//!   and fingerprint, or, for content that was truncated away (copytruncate), by fingerprint
+//!   alone among the other files there, the most recently modified first.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -23,22 +31,90 @@ use super::TailSettings;
 use super::identity::identity_of;
 use super::line_buffer::LineBuffer;
 use crate::positions::acks::Tracker;
-use crate::positions::{FileIdentity, Positions, SavedPosition};
+use crate::positions::{
+    FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, ResumePlan, SavedGeneration,
+    SavedPosition,
+};
 
 pub(crate) use super::line_buffer::Split;
+
+/// A file opened and looked at (blocking), not yet being read.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) file: File,
+    pub(crate) identity: FileIdentity,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) size: u64,
+}
+
+impl Opened {
+    /// Opens `path`.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        Self::from_file(File::open(path)?)
+    }
+
+    /// Looks at an open descriptor: identity, size and fingerprint.
+    pub(crate) fn from_file(file: File) -> io::Result<Self> {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "file is a directory",
+            ));
+        }
+        let fingerprint = fingerprint_of(&file, FINGERPRINT_BYTES)?;
+        Ok(Opened {
+            file,
+            identity: identity_of(&meta),
+            fingerprint,
+            size: meta.len(),
+        })
+    }
+}
+
+/// The fingerprint of the first `len` bytes of `file` (fewer if it is shorter), read without
+/// moving its offset.
+pub(crate) fn fingerprint_of(file: &File, len: u64) -> io::Result<Fingerprint> {
+    let want = usize::try_from(len.min(FINGERPRINT_BYTES)).unwrap_or(0);
+    let mut head = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        match file.read_at(&mut head[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Fingerprint::of(&head[..got]))
+}
+
+/// Whether `file` still starts with the bytes `fp` was taken of (an empty `fp` knows nothing,
+/// so anything matches).
+fn starts_like(file: &File, size: u64, fp: Fingerprint) -> bool {
+    if fp.is_empty() {
+        return true;
+    }
+    size >= u64::from(fp.len) && fingerprint_of(file, u64::from(fp.len)).is_ok_and(|f| f == fp)
+}
+
 /// An open file and its reading state (moved into each blocking round and back).
 #[derive(Debug)]
 pub(crate) struct OpenFile {
     file: File,
     /// `(dev, ino)` of the open file.
     pub(crate) identity: FileIdentity,
+    /// The first bytes of the file, as far as they were there when looked at.
+    pub(crate) fingerprint: Fingerprint,
     /// Offset of the next byte to read from `file`.
     pub(crate) pos: u64,
     /// File size at the last `fstat` (or the poll that woke the reader).
     pub(crate) size: u64,
     /// Holds the unfinished line between rounds.
     pub(crate) buffer: LineBuffer,
-    /// The tracker attached to positions for this file.
+    /// This generation in the path's committed state.
+    pub(crate) generation: GenHandle,
+    /// The generation's tracker.
     pub(crate) tracker: Arc<Tracker>,
     /// Lines completed by the last round (reused between rounds).
     pub(crate) lines: Vec<Bytes>,
@@ -61,87 +137,157 @@ pub(crate) enum Round {
     Rotated { replaced: bool },
 }
 
-/// Where reading starts for a file with identity `id` and size `size` (spec §5.3 plus the
-/// identity check Promtail's positions cannot do).
-pub(crate) fn start_offset(
-    key: &str,
-    saved: Option<SavedPosition>,
-    id: FileIdentity,
-    size: u64,
-) -> u64 {
-    match saved {
-        None => 0,
-        Some(SavedPosition {
-            identity: Some(saved_id),
-            offset,
-        }) if saved_id != id => {
+/// Where reading starts in the file found at the path (spec §5.3 plus the identity and
+/// fingerprint checks Promtail's positions cannot do).
+pub(crate) fn start_offset(key: &str, saved: Option<SavedPosition>, found: &Opened) -> u64 {
+    let Some(saved) = saved else {
+        return 0;
+    };
+    let offset = saved.offset;
+    if let Some(id) = saved.identity {
+        let same_content = saved
+            .fingerprint
+            .is_none_or(|fp| starts_like(&found.file, found.size, fp));
+        if id != found.identity || !same_content {
             tracing::info!(
                 path = key,
                 offset,
                 "File was replaced while it was not tailed; reading it from the start."
             );
-            0
+            return 0;
         }
-        Some(SavedPosition { offset, .. }) if size < offset => {
-            tracing::info!(
-                path = key,
-                offset,
-                size,
-                "File is shorter than its saved position (truncated while not tailed); reading it from the start."
-            );
-            0
-        }
-        Some(SavedPosition { offset, .. }) => offset,
     }
+    if found.size < offset {
+        tracing::info!(
+            path = key,
+            offset,
+            size = found.size,
+            "File is shorter than its saved position (truncated while not tailed); reading it from the start."
+        );
+        return 0;
+    }
+    offset
+}
+
+/// What a reader found at its start: the older generations of its plan that are still on
+/// disk, those that are not, and the file at the path.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    /// Found again, oldest first: the file and where its committed state was.
+    pub(crate) older: Vec<(Opened, SavedGeneration, PathBuf)>,
+    /// Gone (deleted, compressed, moved elsewhere) before their lines were all delivered.
+    pub(crate) lost: Vec<SavedGeneration>,
+    /// The file at the path and where to start in it.
+    pub(crate) current: Option<(Opened, u64)>,
+    /// Why the path could not be opened, when it exists but cannot be (not `NotFound`).
+    pub(crate) open_error: Option<io::Error>,
+}
+
+/// Finds what `plan` names (blocking): the file at `path` and the older generations, in the
+/// path's directory.
+pub(crate) fn resolve(path: &Path, key: &str, plan: &ResumePlan) -> Resolved {
+    let mut out = Resolved::default();
+    match Opened::open(path) {
+        Ok(found) => {
+            let start = start_offset(key, plan.current, &found);
+            out.current = Some((found, start));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => out.open_error = Some(e),
+    }
+    let at_path = out.current.as_ref().map(|(o, _)| o.identity);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    for g in &plan.older {
+        if !g.copied && Some(g.identity) == at_path {
+            continue; // still at the path: its position is the path's
+        }
+        let known = |o: &Opened| {
+            Some(o.identity) == at_path && !g.copied
+                || out.older.iter().any(|(f, _, _)| f.identity == o.identity)
+        };
+        match find_generation(dir, path, g) {
+            Some((found, name)) if !known(&found) => out.older.push((found, *g, name)),
+            Some(_) => {}
+            None => out.lost.push(*g),
+        }
+    }
+    out
+}
+
+/// Looks for generation `g` of `live` in `dir` (blocking): by identity and fingerprint, or for
+/// content truncated away, by fingerprint in the most recently modified other file.
+fn find_generation(dir: &Path, live: &Path, g: &SavedGeneration) -> Option<(Opened, PathBuf)> {
+    if g.copied && g.fingerprint.is_empty() {
+        return None; // nothing to recognise a copy by
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "Cannot list the directory of a rotated file.");
+            return None;
+        }
+    };
+    let mut best: Option<(SystemTime, Opened, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let name = entry.path();
+        if name == live {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&name) else {
+            continue;
+        };
+        if !meta.is_file() || meta.len() < g.offset {
+            continue;
+        }
+        if !g.copied && identity_of(&meta) != g.identity {
+            continue;
+        }
+        let Ok(found) = Opened::open(&name) else {
+            continue;
+        };
+        if !starts_like(&found.file, found.size, g.fingerprint) {
+            continue;
+        }
+        if !g.copied {
+            return (found.identity == g.identity).then_some((found, name));
+        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(m, _, _)| modified > *m) {
+            best = Some((modified, found, name));
+        }
+    }
+    best.map(|(_, found, name)| (found, name))
 }
 
 impl OpenFile {
-    /// Opens `path` (blocking) and attaches a new tracker to positions. `from_start` ignores the
-    /// saved position (a file that replaced the one being read).
-    pub(crate) fn open(
-        path: &Path,
-        key: &str,
-        positions: &Positions,
+    /// Starts reading `opened` at `start`, as generation `generation`.
+    pub(crate) fn start(
+        opened: Opened,
+        start: u64,
+        generation: GenHandle,
         settings: &TailSettings,
-        from_start: bool,
     ) -> io::Result<Self> {
-        let file = File::open(path)?;
-        Self::attach(file, key, positions, settings, from_start)
-    }
-
-    /// Starts reading an already open descriptor (a newer generation opened while the reader
-    /// was still busy with an older one), attaching a new tracker to positions.
-    pub(crate) fn attach(
-        mut file: File,
-        key: &str,
-        positions: &Positions,
-        settings: &TailSettings,
-        from_start: bool,
-    ) -> io::Result<Self> {
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "file is a directory",
-            ));
-        }
-        let identity = identity_of(&meta);
-        let start = if from_start {
-            0
-        } else {
-            start_offset(key, positions.get(key), identity, meta.len())
-        };
+        let Opened {
+            mut file,
+            identity,
+            fingerprint,
+            size,
+        } = opened;
         if start > 0 {
             file.seek(SeekFrom::Start(start))?;
         }
-        let tracker = Tracker::new(start);
-        positions.track(key, identity, Arc::clone(&tracker));
+        let tracker = generation.tracker();
         Ok(OpenFile {
             file,
             identity,
+            fingerprint,
             pos: start,
-            size: meta.len(),
+            size,
             buffer: LineBuffer::new(settings.max_line_bytes, settings.long_line_action),
+            generation,
             tracker,
             lines: Vec::new(),
         })
@@ -182,6 +328,7 @@ impl OpenFile {
                 return Ok(Round::Eof);
             }
             self.pos += bytes as u64;
+            self.grow_fingerprint();
             let split = self.buffer.split_lines(&mut self.lines);
             return Ok(Round::Read { bytes, split });
         }
@@ -207,25 +354,40 @@ impl OpenFile {
         Ok(Round::Rotated { replaced })
     }
 
+    /// While the file is shorter than a full fingerprint, takes a new one as it grows (a file
+    /// that was empty when opened would otherwise never be recognisable).
+    fn grow_fingerprint(&mut self) {
+        if u64::from(self.fingerprint.len) >= FINGERPRINT_BYTES
+            || self.size <= u64::from(self.fingerprint.len)
+        {
+            return;
+        }
+        if let Ok(fp) = fingerprint_of(&self.file, FINGERPRINT_BYTES)
+            && fp != self.fingerprint
+        {
+            self.fingerprint = fp;
+            self.generation.set_fingerprint(fp);
+        }
+    }
+
     /// Opens the file the path names now if it is none of `known` (blocking): a newer
     /// generation that appeared while this one is still being read. Held open, it can be read
     /// after this one even if it is rotated away in the meantime. `None` when the path names a
     /// known file, nothing, or something that cannot be opened (logged at debug level).
-    pub(crate) fn open_newer(path: &Path, known: &[FileIdentity]) -> Option<(File, FileIdentity)> {
+    pub(crate) fn open_newer(path: &Path, known: &[FileIdentity]) -> Option<Opened> {
         let meta = std::fs::metadata(path).ok()?;
         if !meta.is_file() || known.contains(&identity_of(&meta)) {
             return None;
         }
-        let file = match File::open(path) {
-            Ok(f) => f,
+        let opened = match Opened::open(path) {
+            Ok(o) => o,
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "Opening a newer generation failed.");
                 return None;
             }
         };
         // The path may have changed again between the stat and the open: trust the descriptor.
-        let identity = identity_of(&file.metadata().ok()?);
-        (!known.contains(&identity)).then_some((file, identity))
+        (!known.contains(&opened.identity)).then_some(opened)
     }
 
     fn truncated(&self, prev_size: u64) -> Round {
@@ -234,13 +396,16 @@ impl OpenFile {
         }
     }
 
-    /// Starts again at offset 0 of the same descriptor, with a new tracker (after truncation).
-    pub(crate) fn restart(&mut self) -> io::Result<Arc<Tracker>> {
+    /// Starts again at offset 0 of the same descriptor as a new generation (after truncation).
+    pub(crate) fn restart(&mut self, generation: GenHandle) -> io::Result<()> {
         self.file.seek(SeekFrom::Start(0))?;
         self.pos = 0;
         self.buffer.clear();
-        self.tracker = Tracker::new(0);
-        Ok(Arc::clone(&self.tracker))
+        self.fingerprint = fingerprint_of(&self.file, FINGERPRINT_BYTES)?;
+        generation.set_fingerprint(self.fingerprint);
+        self.tracker = generation.tracker();
+        self.generation = generation;
+        Ok(())
     }
 
     /// Capacity of the line buffer (tests assert it stays bounded).
@@ -252,6 +417,23 @@ impl OpenFile {
     #[cfg(test)]
     pub(crate) fn take_lines(&mut self) -> Vec<Bytes> {
         std::mem::take(&mut self.lines)
+    }
+
+    /// Opens `path` from its start as the only generation of an in-memory state (tests).
+    #[cfg(test)]
+    pub(crate) fn open_fresh(path: &Path, settings: &TailSettings) -> io::Result<Self> {
+        let opened = Opened::open(path)?;
+        let positions = crate::positions::Positions::in_memory();
+        let (state, _) = positions.attach(&path.to_string_lossy(), 0);
+        let generation = state.add(
+            0,
+            opened.identity,
+            opened.fingerprint,
+            0,
+            opened.size,
+            crate::positions::Phase::Reading,
+        );
+        Self::start(opened, 0, generation, settings)
     }
 }
 
@@ -271,30 +453,130 @@ mod tests {
         }
     }
 
-    const ID: FileIdentity = FileIdentity { dev: 1, ino: 7 };
-
     #[test]
     fn start_offset_rules() {
-        let saved = |offset, identity| Some(SavedPosition { offset, identity });
-        let other = FileIdentity { dev: 1, ino: 8 };
-        assert_eq!(start_offset("/f", None, ID, 100), 0, "new file: from 0");
-        assert_eq!(start_offset("/f", saved(40, Some(ID)), ID, 100), 40);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, vec![b'x'; 100]).unwrap();
+        let found = Opened::open(&path).unwrap();
+        let (id, fp) = (found.identity, found.fingerprint);
+        let saved = |offset, identity, fingerprint| {
+            Some(SavedPosition {
+                offset,
+                identity,
+                fingerprint,
+            })
+        };
+        let other = FileIdentity {
+            dev: id.dev,
+            ino: id.ino + 1,
+        };
+        assert_eq!(start_offset("/f", None, &found), 0, "new file: from 0");
         assert_eq!(
-            start_offset("/f", saved(40, None), ID, 100),
+            start_offset("/f", saved(40, Some(id), Some(fp)), &found),
+            40
+        );
+        assert_eq!(
+            start_offset("/f", saved(40, None, None), &found),
             40,
             "Promtail positions have no identity"
         );
         assert_eq!(
-            start_offset("/f", saved(40, Some(other)), ID, 100),
+            start_offset("/f", saved(40, Some(other), None), &found),
             0,
             "replaced while stopped"
         );
         assert_eq!(
-            start_offset("/f", saved(400, Some(ID)), ID, 100),
+            start_offset(
+                "/f",
+                saved(40, Some(id), Some(Fingerprint::of(b"other"))),
+                &found
+            ),
+            0,
+            "same inode, other content: the inode was reused"
+        );
+        assert_eq!(
+            start_offset("/f", saved(400, Some(id), Some(fp)), &found),
             0,
             "truncated while stopped"
         );
-        assert_eq!(start_offset("/f", saved(100, Some(ID)), ID, 100), 100);
+        assert_eq!(start_offset("/f", saved(100, Some(id), None), &found), 100);
+        // A fingerprint of fewer bytes (the file was short then) still matches its start.
+        let short = Fingerprint::of(&[b'x'; 10]);
+        assert_eq!(
+            start_offset("/f", saved(10, Some(id), Some(short)), &found),
+            10
+        );
+    }
+
+    #[test]
+    fn rotated_generations_are_found_again_by_identity_or_as_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("app.log");
+        std::fs::write(&live, b"gen one line 1\ngen one line 2\n").unwrap();
+        let one = Opened::open(&live).unwrap();
+        std::fs::rename(&live, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&live, b"gen two\n").unwrap();
+        let saved = |o: &Opened, offset, copied| SavedGeneration {
+            identity: o.identity,
+            fingerprint: o.fingerprint,
+            offset,
+            size: o.size,
+            copied,
+        };
+        let plan = ResumePlan {
+            older: vec![saved(&one, 15, false)],
+            current: None,
+        };
+        let r = resolve(&live, "k", &plan);
+        assert_eq!(r.older.len(), 1);
+        assert_eq!(r.older[0].2, dir.path().join("app.log.1"));
+        assert_eq!(r.older[0].1.offset, 15);
+        assert!(r.lost.is_empty());
+        assert_eq!(r.current.as_ref().map(|(_, start)| *start), Some(0));
+
+        // Deleted (or compressed): lost, with what the plan knew of it.
+        std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
+        let r = resolve(&live, "k", &plan);
+        assert!(r.older.is_empty());
+        assert_eq!(r.lost, plan.older);
+
+        // copytruncate: the old content lives on in a copy with another inode.
+        let before = Opened::open(&live).unwrap();
+        std::fs::copy(&live, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&live, b"").unwrap();
+        let copied = ResumePlan {
+            older: vec![saved(&before, 0, true)],
+            current: None,
+        };
+        let r = resolve(&live, "k", &copied);
+        assert_eq!(r.older.len(), 1, "{r:?}");
+        assert_eq!(r.older[0].2, dir.path().join("app.log.1"));
+        assert_ne!(r.older[0].0.identity, before.identity);
+    }
+
+    #[test]
+    fn a_reused_inode_is_not_taken_for_the_old_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("app.log");
+        std::fs::write(&live, b"first content\n").unwrap();
+        let first = Opened::open(&live).unwrap();
+        let mut g = SavedGeneration {
+            identity: first.identity,
+            fingerprint: Fingerprint::of(b"other content\n"),
+            offset: 0,
+            size: 14,
+            copied: false,
+        };
+        let rotated = dir.path().join("app.log.1");
+        std::fs::rename(&live, &rotated).unwrap();
+        let plan = |g| ResumePlan {
+            older: vec![g],
+            current: None,
+        };
+        assert_eq!(resolve(&live, "k", &plan(g)).lost.len(), 1);
+        g.fingerprint = first.fingerprint;
+        assert_eq!(resolve(&live, "k", &plan(g)).older.len(), 1);
     }
 
     /// Drives rounds with unlimited permits until end of file; returns the lines.
@@ -324,9 +606,8 @@ mod tests {
                 f.write_all(&block).unwrap();
             }
             f.flush().unwrap();
-            let positions = Positions::in_memory();
             let s = settings(cap, action, read);
-            let mut of = OpenFile::open(&path, "k", &positions, &s, false).unwrap();
+            let mut of = OpenFile::open_fresh(&path, &s).unwrap();
             let mut max_capacity = 0;
             loop {
                 match of.round(usize::MAX, read, &path).unwrap() {
@@ -365,9 +646,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"one\ntwo\n").unwrap();
-        let positions = Positions::in_memory();
         let s = settings(100, LongLineAction::Truncate, 1024);
-        let mut of = OpenFile::open(&path, "k", &positions, &s, false).unwrap();
+        let mut of = OpenFile::open_fresh(&path, &s).unwrap();
         assert_eq!(of.round(0, 1024, &path).unwrap(), Round::NeedPermits);
         let r = of.round(5, 1024, &path).unwrap();
         assert_eq!(
@@ -390,9 +670,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"one\ntwo\npart").unwrap();
-        let positions = Positions::in_memory();
         let s = settings(100, LongLineAction::Truncate, 1024);
-        let mut of = OpenFile::open(&path, "k", &positions, &s, false).unwrap();
+        let mut of = OpenFile::open_fresh(&path, &s).unwrap();
         assert_eq!(drain(&mut of, &path, 1024).len(), 2);
         // Truncated in place: the unterminated "part" is lost.
         std::fs::OpenOptions::new()
@@ -405,7 +684,8 @@ mod tests {
             of.round(usize::MAX, 1024, &path).unwrap(),
             Round::Truncated { lost: 4 }
         );
-        of.restart().unwrap();
+        let again = of.generation.clone();
+        of.restart(again).unwrap();
         std::fs::write(&path, b"x\n").unwrap();
         assert_eq!(drain(&mut of, &path, 1024), vec![b"x".to_vec()]);
         // Renamed away and replaced.
@@ -431,7 +711,8 @@ mod tests {
         std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
         assert!(OpenFile::open_newer(&path, &[first]).is_none(), "path gone");
         std::fs::write(&path, b"second\n").unwrap();
-        let (mut file, second) = OpenFile::open_newer(&path, &[first]).expect("newer one");
+        let newer = OpenFile::open_newer(&path, &[first]).expect("newer one");
+        let (mut file, second) = (newer.file, newer.identity);
         assert_ne!(second, first);
         // Held open, it stays readable after it is rotated away too.
         std::fs::rename(&path, dir.path().join("app.log.2")).unwrap();

@@ -1,38 +1,44 @@
-//! One file's reader: a state machine run as a tokio task, with every file system call in a
+//! One path's reader: a state machine run as a tokio task, with every file system call in a
 //! blocking round (`spawn_blocking`), never on the runtime's threads. Rounds of all readers
 //! share a small number of blocking slots, so 10,000 busy files do not mean 10,000 threads.
 //!
 //! ```text
-//!  open (start offset from positions) ─► [permits ─► read round ─► chunk ─► send]*
+//!  attach (resume plan) ─► find older generations again, open the path ─► queue
+//!     ─► [permits ─► read round ─► chunk ─► send]*
 //!        ▲                                          │ end of file
-//!        │ path names a new file                    ▼
+//!        │ next queued generation, or the path      ▼
 //!        └──────── rotated ◄── drain old fd ◄── park until the poller sees a change
-//!                  truncated ─► restart at 0 on the same fd (new tracker)
+//!                  truncated ─► the old content is left, a new generation at 0 (same fd)
 //!                  path gone ─► drain old fd, close, exit (Deleted)
 //! ```
 //!
 //! Invariants:
-//! - a chunk is registered with the tracker at the offset just after its last complete line,
-//!   only once a channel slot is reserved for its entries, so a shutdown while waiting never
-//!   leaves a registered chunk whose entries were not handed on;
+//! - a chunk is registered with its generation's tracker at the offset just after its last
+//!   complete line, only once a channel slot is reserved for its entries, so a shutdown while
+//!   waiting never leaves a registered chunk whose entries were not handed on;
 //! - budget permits for a read are taken *before* reading (bounded by what the file holds), so a
 //!   reader blocked by backpressure holds no read data;
 //! - rotation: the path's new identity is seen first, then the old descriptor is read to its
 //!   end, so everything written to the old file before the rotation was noticed is read once;
-//! - while a generation is being read (or the reader waits for budget), the path is looked at
-//!   when a file system event says a file was created at or renamed to it, and at least every
-//!   [`WATCH_FALLBACK`] (file systems without events); a newer generation found there is
-//!   opened at once and held (up to [`MAX_HELD_GENERATIONS`]), then read from its start after
-//!   the older one. So rotations while shipping lags behind (Loki slow or down) lose nothing;
-//!   positions only ever name the generation being read;
-//! - on shutdown the tracker stays attached to positions (acks during the flush still commit);
+//! - whatever the reader is doing (reading, waiting for budget or for room in the job's
+//!   channel), a file system event saying a file was created at or renamed to its path makes it
+//!   look at the path at once (and it looks at least every [`WATCH_FALLBACK`], for file systems
+//!   without events); a newer generation found there is opened and held (up to
+//!   [`MAX_HELD_GENERATIONS`]), then read from its start after the older ones. So rotations
+//!   while shipping lags behind lose nothing;
+//! - every generation the reader reads, holds or has left with lines in flight is in the path's
+//!   committed state ([`crate::positions::PathState`]), so after a crash a restarted reader finds
+//!   the rotated ones again (as `app.log.1`, or a copytruncate copy) and reads them to their
+//!   end before the newer one; one that is gone is counted in
+//!   `ferrotail_rotation_lost_bytes_total` and named in a warning;
+//! - on shutdown the generations stay attached to positions (acks during the flush still
+//!   commit);
 //! - a reader that lets its file go (deleted, no longer matched, failed) says so with
 //!   `TailEvent::Released(labels)` after its last entries, so the pipeline sends on the blocks
 //!   buffering stages hold for it. A rotation is not a release: the same stream goes on in the
 //!   new file (Promtail does not cut a multiline block there either).
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,13 +47,15 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::file::{OpenFile, Round, Split};
+use super::file::{OpenFile, Opened, Resolved, Round, Split, resolve};
 use super::poller::PollSlot;
 use super::status::ReaderShared;
 use super::{TailEvent, TailSettings};
 use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
-use crate::positions::{FileIdentity, Positions};
+use crate::positions::{
+    FileIdentity, Fingerprint, GenHandle, PathState, Phase, Positions, ResumePlan,
+};
 
 /// Newer generations of a path a reader holds open while it still reads an older one. Past
 /// this, later generations are left to the path (a warning says so): a bound on descriptors.
@@ -62,10 +70,12 @@ pub(crate) const WATCH_FALLBACK: std::time::Duration = std::time::Duration::from
 pub(crate) enum Exit {
     /// The tailer is shutting down.
     Shutdown,
-    /// Asked to stop (the path no longer matches); what the file held was read first.
+    /// Asked to stop (the path no longer matches); what the files held was read first.
     Stopped,
     /// The path vanished; the open file was read to its end and closed.
     Deleted,
+    /// Nothing was at the path when the reader started (and nothing older was left to read).
+    Missing,
     /// The file could not be opened (logged); retried at the next sync.
     OpenFailed,
     /// Reading failed (logged); retried at the next sync.
@@ -77,6 +87,8 @@ pub(crate) enum Exit {
 /// Everything a reader needs besides its file.
 pub(crate) struct ReaderCtx {
     pub(crate) job: String,
+    /// Which target reads the path: the owner of the generations this reader adds.
+    pub(crate) owner: u64,
     pub(crate) path: PathBuf,
     /// The path as a string: positions key and `filename` label.
     pub(crate) key: String,
@@ -104,6 +116,13 @@ struct FileMetrics {
     lost_bytes: IntCounter,
 }
 
+/// A generation opened and registered, waiting to be read.
+struct Queued {
+    opened: Opened,
+    start: u64,
+    generation: GenHandle,
+}
+
 /// Runs one reader until it ends; cleans up its `files_active` share on every path.
 pub(crate) async fn run(
     ctx: ReaderCtx,
@@ -123,21 +142,30 @@ pub(crate) async fn run(
             .rotation_lost_bytes
             .with_label_values(&[&ctx.job]),
     };
+    let (state, plan) = ctx.positions.attach(&ctx.key, ctx.owner);
     let mut reader = Reader {
         ctx: &ctx,
         fm: &fm,
         stop: &stop,
         shutdown: &shutdown,
-        newer: VecDeque::new(),
+        state: Arc::clone(&state),
+        queue: VecDeque::new(),
         last_watch: Instant::now(),
     };
-    let Some(of) = reader.open(false).await else {
-        return Exit::OpenFailed;
+    let exit = match reader.begin(plan).await {
+        Ok(of) => {
+            ctx.metrics.files_active.inc();
+            let exit = reader.read_loop(of).await;
+            ctx.metrics.files_active.dec();
+            exit
+        }
+        Err(exit) => exit,
     };
-    ctx.metrics.files_active.inc();
-    let exit = reader.read_loop(of).await;
-    ctx.metrics.files_active.dec();
     ctx.shared.set_tracker(None);
+    if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing) {
+        // Gone for good: what is in flight still commits, then the path is forgotten.
+        state.release(ctx.owner);
+    }
     if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Failed) {
         // Buffering stages (`multiline`, `cri`) send on what they hold for this file. At
         // shutdown the pipeline flushes everything anyway, so do not wait for room then.
@@ -155,42 +183,119 @@ struct Reader<'a> {
     fm: &'a FileMetrics,
     stop: &'a CancellationToken,
     shutdown: &'a CancellationToken,
-    /// Newer generations opened while an older one is read, oldest first.
-    newer: VecDeque<(File, FileIdentity)>,
+    /// The path's committed state, which this reader's generations are part of.
+    state: Arc<PathState>,
+    /// Generations opened and waiting, oldest first: rotated ones found again at start, then
+    /// newer ones that appeared at the path while an older one is read.
+    queue: VecDeque<Queued>,
     /// When the path was last looked at for a newer generation.
     last_watch: Instant,
 }
 
 impl Reader<'_> {
-    /// Opens the path in a blocking task; logs and returns `None` on failure.
-    async fn open(&mut self, from_start: bool) -> Option<Box<OpenFile>> {
+    /// Finds what the plan names and opens the first generation to read.
+    async fn begin(&mut self, plan: ResumePlan) -> Result<Box<OpenFile>, Exit> {
         let (path, key) = (self.ctx.path.clone(), self.ctx.key.clone());
-        let (positions, settings) = (
-            Arc::clone(&self.ctx.positions),
-            Arc::clone(&self.ctx.settings),
+        let resolved = match self.blocking(move || resolve(&path, &key, &plan)).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.open_failed(&e)),
+        };
+        let Resolved {
+            older,
+            lost,
+            current,
+            open_error,
+        } = resolved;
+        for g in lost {
+            let bytes = g.size.saturating_sub(g.offset);
+            self.fm.lost_bytes.inc_by(bytes);
+            tracing::warn!(path = %self.ctx.key, job = %self.ctx.job, dev = g.identity.dev, inode = g.identity.ino, offset = g.offset, size = g.size, lost_bytes = bytes,
+                "A rotated generation of this file whose lines were not all delivered is gone (deleted, compressed or moved out of its directory); what it held past the offset is lost.");
+        }
+        for (opened, g, name) in older {
+            tracing::info!(path = %self.ctx.key, job = %self.ctx.job, found = %name.display(), offset = g.offset,
+                "Found a rotated generation with lines not yet delivered; reading it to its end before the newer one.");
+            self.hold(opened, g.offset);
+        }
+        match (current, open_error) {
+            (Some((opened, start)), _) => self.hold(opened, start),
+            (None, Some(e)) => {
+                let exit = self.open_failed(&e);
+                if self.queue.is_empty() {
+                    return Err(exit);
+                }
+            }
+            (None, None) => {}
+        }
+        match self.queue.pop_front() {
+            Some(q) => self.start(q).await,
+            None => Err(Exit::Missing),
+        }
+    }
+
+    /// Registers `opened` as a held generation of this reader and queues it.
+    fn hold(&mut self, opened: Opened, start: u64) {
+        let generation = self.state.add(
+            self.ctx.owner,
+            opened.identity,
+            opened.fingerprint,
+            start,
+            opened.size,
+            Phase::Held,
         );
-        let opened = self
-            .blocking(move || {
-                OpenFile::open(&path, &key, &positions, &settings, from_start).map(Box::new)
-            })
+        self.queue.push_back(Queued {
+            opened,
+            start,
+            generation,
+        });
+    }
+
+    /// Starts reading a queued generation (in a blocking task: it seeks).
+    async fn start(&mut self, q: Queued) -> Result<Box<OpenFile>, Exit> {
+        let settings = Arc::clone(&self.ctx.settings);
+        let Queued {
+            opened,
+            start,
+            generation,
+        } = q;
+        let attached = self
+            .blocking(move || OpenFile::start(opened, start, generation, &settings).map(Box::new))
             .await;
-        match opened {
+        match attached {
             Ok(Ok(of)) => {
+                of.generation.reading();
                 self.ctx.shared.set_tracker(Some(Arc::clone(&of.tracker)));
                 self.ctx.shared.set_size(of.size);
                 self.fm.read_bytes.set(gauge_value(of.pos));
                 self.fm.file_bytes.set(gauge_value(of.size));
                 tracing::info!(path = %self.ctx.key, job = %self.ctx.job, offset = of.pos, "Tailing file.");
-                Some(of)
+                Ok(of)
             }
-            Ok(Err(e)) => {
-                tracing::warn!(path = %self.ctx.key, job = %self.ctx.job, error = %e, "Failed to open file for tailing; retrying at the next sync.");
-                None
+            Ok(Err(e)) => Err(self.open_failed(&e)),
+            Err(e) => Err(self.open_failed(&e)),
+        }
+    }
+
+    /// Logs why a file could not be opened (retried at the next sync).
+    fn open_failed(&self, error: &dyn std::fmt::Display) -> Exit {
+        tracing::warn!(path = %self.ctx.key, job = %self.ctx.job, error = %error, "Failed to open file for tailing; retrying at the next sync.");
+        Exit::OpenFailed
+    }
+
+    /// Opens what the path names now as a new generation read from its start.
+    async fn open_at_path(&mut self) -> Result<Box<OpenFile>, Exit> {
+        let path = self.ctx.path.clone();
+        match self.blocking(move || Opened::open(&path)).await {
+            Ok(Ok(opened)) => {
+                self.hold(opened, 0);
+                match self.queue.pop_back() {
+                    Some(q) => self.start(q).await,
+                    None => Err(Exit::OpenFailed),
+                }
             }
-            Err(e) => {
-                tracing::error!(path = %self.ctx.key, error = %e, "Opening file failed.");
-                None
-            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(Exit::Deleted),
+            Ok(Err(e)) => Err(self.open_failed(&e)),
+            Err(e) => Err(self.open_failed(&e)),
         }
     }
 
@@ -241,6 +346,7 @@ impl Reader<'_> {
                 Ok(Round::Eof) => {
                     self.ctx.shared.set_size(of.size);
                     self.fm.file_bytes.set(gauge_value(of.size));
+                    of.generation.set_size(of.size);
                     if self.stop.is_cancelled() {
                         return Exit::Stopped;
                     }
@@ -251,15 +357,19 @@ impl Reader<'_> {
                 Ok(Round::Truncated { lost }) => {
                     self.fm.lost_bytes.inc_by(lost);
                     tracing::info!(path = %self.ctx.key, offset = of.pos, size = of.size, lost_bytes = lost, "File was truncated; reading it again from the start.");
-                    match of.restart() {
-                        Ok(tracker) => {
-                            self.ctx.positions.track(
-                                &self.ctx.key,
-                                of.identity,
-                                Arc::clone(&tracker),
-                            );
-                            self.ctx.shared.set_tracker(Some(tracker));
-                        }
+                    // Lines of the old content may still be in flight: that generation stays
+                    // in the committed state (as a possible copy) until they are delivered.
+                    of.generation.truncated(of.line_end());
+                    let generation = self.state.add(
+                        self.ctx.owner,
+                        of.identity,
+                        Fingerprint::default(),
+                        0,
+                        0,
+                        Phase::Reading,
+                    );
+                    match of.restart(generation) {
+                        Ok(()) => self.ctx.shared.set_tracker(Some(Arc::clone(&of.tracker))),
                         Err(e) => {
                             tracing::warn!(path = %self.ctx.key, error = %e, "Seeking to the start of a truncated file failed.");
                             return Exit::Failed;
@@ -272,17 +382,20 @@ impl Reader<'_> {
                         // An unterminated last line of the old file can never be completed.
                         self.fm.lost_bytes.inc_by(lost);
                     }
-                    if self.stop.is_cancelled() {
-                        return Exit::Stopped;
-                    }
-                    if let Some((file, identity)) = self.newer.pop_front() {
-                        tracing::info!(path = %self.ctx.key, held = self.newer.len(), "File was rotated; reading the next generation, opened while this one was read, from the start.");
+                    of.generation.left(of.size);
+                    // Held generations are read even when asked to stop: they hold lines of
+                    // the path that nothing else will read.
+                    if let Some(q) = self.queue.pop_front() {
+                        tracing::info!(path = %self.ctx.key, held = self.queue.len(), "File was rotated; reading the next generation, opened while this one was read, from the start.");
                         drop(of);
-                        match self.attach(file, identity).await {
-                            Some(new) => of = new,
-                            None => return Exit::OpenFailed,
+                        match self.start(q).await {
+                            Ok(new) => of = new,
+                            Err(exit) => return exit,
                         }
                         continue;
+                    }
+                    if self.stop.is_cancelled() {
+                        return Exit::Stopped;
                     }
                     if !replaced {
                         tracing::info!(path = %self.ctx.key, "File was removed; it was read to its end and is closed.");
@@ -291,9 +404,9 @@ impl Reader<'_> {
                     tracing::info!(path = %self.ctx.key, "File was rotated; reading the new file from the start.");
                     // The old descriptor is closed here, after its last read.
                     drop(of);
-                    match self.open(true).await {
-                        Some(new) => of = new,
-                        None => return Exit::OpenFailed,
+                    match self.open_at_path().await {
+                        Ok(new) => of = new,
+                        Err(exit) => return exit,
                     }
                 }
                 Err(e) => {
@@ -304,54 +417,23 @@ impl Reader<'_> {
         }
     }
 
-    /// Looks at the path for a generation newer than `of` and the held ones, and holds it open.
+    /// Looks at the path for a generation newer than `of` and the queued ones, and holds it
+    /// open.
     async fn watch_path(&mut self, of: &OpenFile) {
         self.last_watch = Instant::now();
-        if self.newer.len() >= MAX_HELD_GENERATIONS {
-            tracing::warn!(path = %self.ctx.key, held = self.newer.len(), "Rotated faster than it can be read: no more generations are held open; later ones are read only if still at the path.");
+        if self.queue.len() >= MAX_HELD_GENERATIONS {
+            tracing::warn!(path = %self.ctx.key, held = self.queue.len(), "Rotated faster than it can be read: no more generations are held open; later ones are read only if still at the path.");
             return;
         }
-        let mut known: Vec<FileIdentity> = self.newer.iter().map(|(_, id)| *id).collect();
+        let mut known: Vec<FileIdentity> = self.queue.iter().map(|q| q.opened.identity).collect();
         known.push(of.identity);
         let path = self.ctx.path.clone();
-        if let Ok(Some((file, identity))) = self
+        if let Ok(Some(opened)) = self
             .blocking(move || OpenFile::open_newer(&path, &known))
             .await
         {
-            tracing::info!(path = %self.ctx.key, held = self.newer.len() + 1, "File was rotated while an older generation is still being read; holding the new one open.");
-            self.newer.push_back((file, identity));
-        }
-    }
-
-    /// Starts reading a held generation (from its start), in a blocking task.
-    async fn attach(&mut self, file: File, identity: FileIdentity) -> Option<Box<OpenFile>> {
-        let key = self.ctx.key.clone();
-        let (positions, settings) = (
-            Arc::clone(&self.ctx.positions),
-            Arc::clone(&self.ctx.settings),
-        );
-        let attached = self
-            .blocking(move || {
-                OpenFile::attach(file, &key, &positions, &settings, true).map(Box::new)
-            })
-            .await;
-        match attached {
-            Ok(Ok(of)) => {
-                debug_assert_eq!(of.identity, identity);
-                self.ctx.shared.set_tracker(Some(Arc::clone(&of.tracker)));
-                self.ctx.shared.set_size(of.size);
-                self.fm.read_bytes.set(0);
-                self.fm.file_bytes.set(gauge_value(of.size));
-                Some(of)
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(path = %self.ctx.key, error = %e, "Reading a held generation failed; retrying at the next sync.");
-                None
-            }
-            Err(e) => {
-                tracing::error!(path = %self.ctx.key, error = %e, "Reading a held generation failed.");
-                None
-            }
+            tracing::info!(path = %self.ctx.key, held = self.queue.len() + 1, "File was rotated while an older generation is still being read; holding the new one open.");
+            self.hold(opened, 0);
         }
     }
 
@@ -400,9 +482,10 @@ impl Reader<'_> {
         res
     }
 
-    /// Hands the lines of the last round on as one chunk.
+    /// Hands the lines of the last round on as one chunk. While it waits for room in the
+    /// job's channel, a file appearing at the path is still opened and held at once.
     async fn emit(
-        &self,
+        &mut self,
         of: &mut OpenFile,
         split: Split,
         permit: Option<OwnedSemaphorePermit>,
@@ -419,10 +502,17 @@ impl Reader<'_> {
             // the position moves past them when the chunks before it complete.
             drop(of.tracker.chunk(end, None));
         } else {
-            let slot = tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => return Err(Exit::Shutdown),
-                s = self.ctx.output.reserve() => s,
+            let (ctx, shutdown) = (self.ctx, self.shutdown);
+            let slot = loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return Err(Exit::Shutdown),
+                    s = ctx.output.reserve() => break s,
+                    _ = ctx.slot.replaced() => {
+                        ctx.slot.take_replaced();
+                        self.watch_path(of).await;
+                    }
+                }
             };
             let Ok(slot) = slot else {
                 tracing::warn!(job = %self.ctx.job, path = %self.ctx.key, "The job's entry channel is closed; the reader stops.");

@@ -145,6 +145,7 @@ impl Tailer {
             .settings
             .sync_period
             .max(std::time::Duration::from_millis(10));
+        d.resume_unread();
         d.sync().await;
         let mut next_sync = Instant::now() + period;
         loop {
@@ -165,11 +166,11 @@ impl Tailer {
                     }
                     d.created(paths).await;
                 }
-                Some(ended) = d.joins.join_next_with_id() => d.ended(ended),
+                Some(ended) = d.joins.join_next_with_id() => d.ended(ended).await,
             }
         }
         while let Some(ended) = d.joins.join_next_with_id().await {
-            d.ended(ended);
+            d.ended(ended).await;
         }
         if let Err(e) = poller_task.await {
             tracing::error!(error = %e, "The file poller failed.");
@@ -324,6 +325,7 @@ impl Discovery {
         let stop = CancellationToken::new();
         let ctx = ReaderCtx {
             job: t.job.clone(),
+            owner: key.0 as u64,
             path: key.1.clone(),
             key: path_str,
             labels,
@@ -353,8 +355,40 @@ impl Discovery {
         );
     }
 
-    /// A reader task ended: forget it, and the path too when it is gone or no longer matches.
-    fn ended(&mut self, ended: Result<(Id, (ReaderKey, Exit)), JoinError>) {
+    /// Starts readers for paths whose saved state names rotated generations not read yet,
+    /// even when nothing is at the path any more (the reader reads them and ends). A path no
+    /// target matches any more is forgotten, and what it had not read is counted as lost.
+    fn resume_unread(&mut self) {
+        for key in self.shared.positions.unread_generations() {
+            let path = PathBuf::from(&key);
+            let owners: Vec<usize> = (0..self.targets.len())
+                .filter(|i| self.matchers[*i].matches(&path))
+                .collect();
+            if owners.is_empty() {
+                let plan = self.shared.positions.attach(&key, u64::MAX).1;
+                let bytes: u64 = plan
+                    .older
+                    .iter()
+                    .map(|g| g.size.saturating_sub(g.offset))
+                    .sum();
+                tracing::warn!(path = %key, generations = plan.older.len(), lost_bytes = bytes, "Rotated generations of this file were not all delivered, but no target matches the path any more; they are not read.");
+                self.shared.positions.remove(&key);
+                continue;
+            }
+            for idx in owners {
+                let key = (idx, path.clone());
+                if !self.readers.contains_key(&key) {
+                    self.start(key);
+                }
+            }
+        }
+    }
+
+    /// A reader task ended: forget it. When its path is gone (deleted, or nothing was there),
+    /// a file may have appeared there since the reader last looked, and the event for it was
+    /// ignored while the reader still existed: look again now, so that a generation created
+    /// in between is never skipped.
+    async fn ended(&mut self, ended: Result<(Id, (ReaderKey, Exit)), JoinError>) {
         let (key, exit) = match ended {
             Ok((_, done)) => done,
             Err(e) => {
@@ -377,18 +411,21 @@ impl Discovery {
             self.shared.status.unregister(&r.shared);
             self.poller.unregister(&r.slot);
         }
-        if matches!(exit, Exit::Stopped | Exit::Deleted) {
+        if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing) {
             self.forget_path(&key.1);
+        }
+        if matches!(exit, Exit::Deleted | Exit::Missing) && !self.shutdown.is_cancelled() {
+            self.created(vec![key.1]).await;
         }
     }
 
-    /// Removes a path's position and per-path metrics, unless another target still reads it.
+    /// Removes a path's per-path metrics, unless another target still reads it. (Its position
+    /// goes once what is in flight is delivered: the reader released it.)
     fn forget_path(&self, path: &Path) {
         if self.readers.keys().any(|(_, p)| p == path) {
             return;
         }
         let key = path.to_string_lossy();
-        self.shared.positions.remove(&key);
         let m = &self.shared.metrics;
         // Absent series are fine: the reader may never have read anything.
         let _ = m.read_bytes.remove_label_values(&[&key]);
