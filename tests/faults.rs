@@ -11,13 +11,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "faults/crash.rs"]
+mod crash;
+#[path = "faults/load.rs"]
+mod load;
+#[path = "faults/repeated.rs"]
+mod repeated;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::accounting::{Tally, append_bytes, fixed_lines};
+use common::accounting::{Tally, append_bytes, assert_promtail_can_read, fixed_lines};
 use common::mock_loki::{MockLoki, Reply};
 use common::process::{Ferrotail, metric, rss_kib, wait_until};
 use rand::{Rng, SeedableRng};
@@ -27,15 +33,73 @@ const WAIT: Duration = Duration::from_secs(90);
 /// A config with one client and one job tailing `glob`; `client` is added to the client's
 /// mapping (4-space indent), `top` at the top level.
 fn config(dir: &Path, loki: &MockLoki, glob: &str, client: &str, top: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
+    Cfg::new(dir, loki.url().as_ref(), glob)
+        .client(client)
+        .top(top)
+        .write()
+}
+
+/// A scenario's config file, built up from the defaults of [`config`].
+struct Cfg {
+    path: PathBuf,
+    positions: PathBuf,
+    url: String,
+    glob: String,
+    client: String,
+    top: String,
+    stages: String,
+    sync_period: String,
+}
+
+impl Cfg {
+    fn new(dir: &Path, url: &str, glob: &str) -> Cfg {
+        Cfg {
+            path: dir.join("config.yaml"),
+            positions: dir.join("positions.yaml"),
+            url: url.to_owned(),
+            glob: glob.to_owned(),
+            client: String::new(),
+            top: String::new(),
+            stages: String::new(),
+            sync_period: "100ms".to_owned(),
+        }
+    }
+    /// Written to `name` in the same directory (a second config for one positions file).
+    fn named(mut self, name: &str) -> Cfg {
+        self.path.set_file_name(name);
+        self
+    }
+    fn client(mut self, text: &str) -> Cfg {
+        self.client = text.to_owned();
+        self
+    }
+    fn top(mut self, text: &str) -> Cfg {
+        self.top = text.to_owned();
+        self
+    }
+    /// `pipeline_stages` of the job (YAML list items, 6-space indent added).
+    fn stages(mut self, text: &str) -> Cfg {
+        self.stages = text.to_owned();
+        self
+    }
+    fn sync_period(mut self, period: &str) -> Cfg {
+        self.sync_period = period.to_owned();
+        self
+    }
+    fn write(self) -> PathBuf {
+        let stages = if self.stages.is_empty() {
+            String::new()
+        } else {
+            format!("    pipeline_stages:\n{}", indent(&self.stages, 6))
+        };
+        let text = format!(
+            r#"server:
   http_listen_address: 127.0.0.1
   http_listen_port: 0
   grpc_listen_port: 0
 positions:
   filename: {pos}
-  sync_period: 100ms
+  sync_period: {sync}
 clients:
   - url: {url}
     batchwait: 50ms
@@ -48,19 +112,23 @@ target_config:
   sync_period: 200ms
 scrape_configs:
   - job_name: faults
-    static_configs:
+{stages}    static_configs:
       - targets: [localhost]
         labels:
           job: faults
           __path__: {glob}
 {top}
 "#,
-        pos = dir.join("positions.yaml").display(),
-        url = loki.url(),
-        client = indent(client, 4),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+            pos = self.positions.display(),
+            sync = self.sync_period,
+            url = self.url,
+            client = indent(&self.client, 4),
+            glob = self.glob,
+            top = self.top,
+        );
+        std::fs::write(&self.path, text).unwrap();
+        self.path
+    }
 }
 
 fn indent(text: &str, n: usize) -> String {
@@ -491,13 +559,15 @@ fn behind(mock: &MockLoki) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, log, cfg)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copytruncate_while_behind_counts_what_it_cannot_read() {
+/// copytruncate while far behind (Loki down, reading stopped at the budget): most of the file
+/// is only in the copy when it is truncated. With the copy still there (`app.log.1`), the
+/// rest of the old content is read from it; compressed away at once, what only it held is
+/// lost, and counted exactly.
+async fn copytruncate_while_behind(compress_copy: bool) {
     let mock = MockLoki::start().await;
-    // Loki is down while the file is copied and truncated: reading stops at the budget, so
-    // most of the file is only in the copy when it is truncated.
     mock.set_fallback(Some(Reply::status(503)));
     let (dir, log, cfg) = behind(&mock);
+    let copy = dir.path().join("app.log.1");
     let first = fixed_lines("copytrunc", 0..5000, 120);
     let second = fixed_lines("copytrunc", 5000..6000, 120);
     append_bytes(&log, &first);
@@ -505,29 +575,49 @@ async fn copytruncate_while_behind_counts_what_it_cannot_read() {
     mock.wait_for_requests(3, WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
-    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::copy(&log, &copy).unwrap();
     std::fs::OpenOptions::new()
         .write(true)
         .open(&log)
         .unwrap()
         .set_len(0)
         .unwrap();
+    if compress_copy {
+        let gzip = std::process::Command::new("gzip").arg(&copy).status();
+        assert!(gzip.expect("running gzip").success() && !copy.exists());
+    }
     mock.set_fallback(None);
-    // The truncation is found once reading resumes; wait for its count before writing more.
-    let mut lost_bytes = 0.0;
-    wait_until(WAIT, "the truncation to be counted", || {
-        lost_bytes = metric(&ft, "ferrotail_rotation_lost_bytes_total", &[]).unwrap_or(0.0);
-        lost_bytes > 0.0
+    // The truncation is found once reading resumes; wait for it before writing more.
+    let found = if compress_copy {
+        "was truncated; reading it again from the start"
+    } else {
+        "reading the rest of its old content from the copy"
+    };
+    ft.wait_until(WAIT, "the truncation to be found", || {
+        ft.stderr().contains(found)
     });
+    let lost_bytes = metric(&ft, "ferrotail_rotation_lost_bytes_total", &[]).unwrap_or(0.0);
     append_bytes(&log, &second);
     wait_all(&mock, &second, &ft).await;
-    assert!(ft.stop().success());
     let all = [first, second].concat();
+    if !compress_copy {
+        wait_all(&mock, &all, &ft).await;
+    }
+    assert!(ft.stop().success());
     let t = Tally::of(
-        "copytruncate_while_behind (lost = only in the copy, counted)",
+        if compress_copy {
+            "copytruncate_while_behind, copy compressed (lost = only in the copy, counted)"
+        } else {
+            "copytruncate_while_behind, copy kept"
+        },
         &all,
         &mock.entries(),
     );
+    if !compress_copy {
+        t.assert_exactly_once();
+        assert_eq!(lost_bytes, 0.0, "nothing counted as lost");
+        return;
+    }
     t.assert_nothing_unexpected();
     assert_eq!(t.duplicated, 0);
     // What is missing is exactly a tail of the first part (never read before the truncation),
@@ -538,6 +628,16 @@ async fn copytruncate_while_behind_counts_what_it_cannot_read() {
         lost_bytes as usize, missing_bytes,
         "ferrotail_rotation_lost_bytes_total counts the bytes lost"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_while_behind_reads_the_rest_from_the_copy() {
+    copytruncate_while_behind(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_while_behind_counts_what_only_a_compressed_copy_holds() {
+    copytruncate_while_behind(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -521,6 +521,7 @@ fn resume_plans(
             ResumePlan {
                 older,
                 current: Some(current),
+                current_size: if e.offset == value { e.size } else { 0 },
             },
         );
     }

@@ -98,6 +98,8 @@ pub struct ResumePlan {
     pub older: Vec<SavedGeneration>,
     /// The saved position of the file at the path, if any.
     pub current: Option<SavedPosition>,
+    /// The size that file had when it was saved (what is lost if it is gone), 0 if unknown.
+    pub current_size: u64,
 }
 
 /// Where a generation is in its reader's life.
@@ -120,9 +122,13 @@ pub struct GenHandle {
 }
 
 impl GenHandle {
-    /// Records the generation's size.
+    /// Records the generation's size. Not worth a save of its own (it only tells how much
+    /// would be lost if the file vanished): the next save takes it along.
     pub fn set_size(&self, size: u64) {
-        self.update(|g| g.size = size);
+        let mut inner = self.state.lock();
+        if let Some(g) = inner.gens.iter_mut().find(|g| g.id == self.id) {
+            g.size = size;
+        }
     }
 
     /// Records the generation's fingerprint (its first bytes grew).
@@ -279,12 +285,17 @@ impl PathState {
                 g.phase = Phase::Left;
             }
         }
-        let current = older.pop().map(|g| SavedPosition {
+        let newest = older.pop();
+        let current = newest.map(|g| SavedPosition {
             offset: g.offset,
             identity: Some(g.identity),
             fingerprint: g.fingerprint.known(),
         });
-        let plan = ResumePlan { older, current };
+        let plan = ResumePlan {
+            older,
+            current,
+            current_size: newest.map_or(0, |g| g.size),
+        };
         // Until the reader adds generations again, this is what the path's state is.
         inner.restored = plan.clone();
         drop(inner);

@@ -185,8 +185,8 @@ impl Positions {
     /// Sets the stored position of a path that no reader is attached to (replacing its state).
     pub fn set(&self, path: &str, position: SavedPosition) {
         let plan = ResumePlan {
-            older: Vec::new(),
             current: Some(position),
+            ..ResumePlan::default()
         };
         let state = PathState::new(plan, Arc::clone(&self.dirty));
         self.lock().insert(path.to_string(), Slot::Path(state));

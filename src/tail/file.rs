@@ -110,6 +110,8 @@ pub(crate) struct OpenFile {
     pub(crate) pos: u64,
     /// File size at the last `fstat` (or the poll that woke the reader).
     pub(crate) size: u64,
+    /// Modification time when the head was last compared with the fingerprint.
+    pub(crate) modified: Option<SystemTime>,
     /// Holds the unfinished line between rounds.
     pub(crate) buffer: LineBuffer,
     /// This generation in the path's committed state.
@@ -200,7 +202,9 @@ pub(crate) fn resolve(path: &Path, key: &str, plan: &ResumePlan) -> Resolved {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    for g in &plan.older {
+    let mut wanted = plan.older.clone();
+    wanted.extend(moved_away(plan, out.current.as_ref().map(|(o, _)| o)));
+    for g in &wanted {
         if !g.copied && Some(g.identity) == at_path {
             continue; // still at the path: its position is the path's
         }
@@ -215,6 +219,50 @@ pub(crate) fn resolve(path: &Path, key: &str, plan: &ResumePlan) -> Resolved {
         }
     }
     out
+}
+
+/// Looks for a copy of the content `identity` had before it was truncated (copytruncate), by
+/// its fingerprint, among the other files of `path`'s directory (blocking). `read` bytes of it
+/// were read; the copy must hold at least that much.
+pub(crate) fn find_copy(
+    path: &Path,
+    identity: FileIdentity,
+    fingerprint: Fingerprint,
+    read: u64,
+) -> Option<(Opened, PathBuf)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let g = SavedGeneration {
+        identity,
+        fingerprint,
+        offset: read,
+        size: read,
+        copied: true,
+    };
+    find_generation(dir, path, &g)
+}
+
+/// The file the saved position was taken of, when it is no longer the file at the path
+/// (rotated while ferrotail was stopped, or its content truncated away): it is one more
+/// generation to find again and read from the saved offset, newer than the saved older ones.
+/// Only with a fingerprint: by inode alone a reused inode could pass for it.
+fn moved_away(plan: &ResumePlan, at_path: Option<&Opened>) -> Option<SavedGeneration> {
+    let saved = plan.current?;
+    let identity = saved.identity?;
+    let fingerprint = saved.fingerprint?;
+    let same_inode = at_path.is_some_and(|o| o.identity == identity);
+    if same_inode && at_path.is_some_and(|o| starts_like(&o.file, o.size, fingerprint)) {
+        return None; // still there: the path's own position
+    }
+    Some(SavedGeneration {
+        identity,
+        fingerprint,
+        offset: saved.offset,
+        size: plan.current_size.max(saved.offset),
+        copied: same_inode,
+    })
 }
 
 /// Looks for generation `g` of `live` in `dir` (blocking): by identity and fingerprint, or for
@@ -276,9 +324,9 @@ impl OpenFile {
             fingerprint,
             size,
         } = opened;
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))?;
-        }
+        // Always: a descriptor that was read before (a truncated file queued again) is not
+        // at `start`.
+        file.seek(SeekFrom::Start(start))?;
         let tracker = generation.tracker();
         Ok(OpenFile {
             file,
@@ -286,6 +334,7 @@ impl OpenFile {
             fingerprint,
             pos: start,
             size,
+            modified: None,
             buffer: LineBuffer::new(settings.max_line_bytes, settings.long_line_action),
             generation,
             tracker,
@@ -313,8 +362,9 @@ impl OpenFile {
         path: &Path,
     ) -> io::Result<Round> {
         let prev_size = self.size;
-        self.size = self.file.metadata()?.len();
-        if self.size < self.pos {
+        let meta = self.file.metadata()?;
+        self.size = meta.len();
+        if self.size < self.pos || self.rewritten(&meta) {
             return Ok(self.truncated(prev_size));
         }
         if self.size > self.pos {
@@ -352,6 +402,20 @@ impl OpenFile {
             return Ok(Round::NeedPermits);
         }
         Ok(Round::Rotated { replaced })
+    }
+
+    /// Whether the file was truncated and written again past the read offset between two
+    /// looks (copytruncate under load: the size alone shows nothing, or growth). Its head is
+    /// compared with the fingerprint whenever the modification time moved, one read of at most
+    /// [`FINGERPRINT_BYTES`] per round that found changes. A rewrite within the filesystem's
+    /// timestamp granularity, or with the same first bytes, is not seen.
+    fn rewritten(&mut self, meta: &std::fs::Metadata) -> bool {
+        let modified = meta.modified().ok();
+        if modified == self.modified {
+            return false;
+        }
+        self.modified = modified;
+        self.pos > 0 && !starts_like(&self.file, self.size, self.fingerprint)
     }
 
     /// While the file is shorter than a full fingerprint, takes a new one as it grows (a file
@@ -393,6 +457,17 @@ impl OpenFile {
     fn truncated(&self, prev_size: u64) -> Round {
         Round::Truncated {
             lost: prev_size.saturating_sub(self.pos) + self.buffer.pending_bytes(),
+        }
+    }
+
+    /// Gives the descriptor back as a file to read again from its start (after truncation,
+    /// once a copy of its old content has been read).
+    pub(crate) fn into_opened(self) -> Opened {
+        Opened {
+            file: self.file,
+            identity: self.identity,
+            fingerprint: Fingerprint::default(),
+            size: self.size,
         }
     }
 
@@ -526,7 +601,7 @@ mod tests {
         };
         let plan = ResumePlan {
             older: vec![saved(&one, 15, false)],
-            current: None,
+            ..ResumePlan::default()
         };
         let r = resolve(&live, "k", &plan);
         assert_eq!(r.older.len(), 1);
@@ -547,7 +622,7 @@ mod tests {
         std::fs::write(&live, b"").unwrap();
         let copied = ResumePlan {
             older: vec![saved(&before, 0, true)],
-            current: None,
+            ..ResumePlan::default()
         };
         let r = resolve(&live, "k", &copied);
         assert_eq!(r.older.len(), 1, "{r:?}");
@@ -572,7 +647,7 @@ mod tests {
         std::fs::rename(&live, &rotated).unwrap();
         let plan = |g| ResumePlan {
             older: vec![g],
-            current: None,
+            ..ResumePlan::default()
         };
         assert_eq!(resolve(&live, "k", &plan(g)).lost.len(), 1);
         g.fingerprint = first.fingerprint;
@@ -699,6 +774,48 @@ mod tests {
             of.round(usize::MAX, 1024, &path).unwrap(),
             Round::Rotated { replaced: true }
         );
+    }
+
+    #[test]
+    fn truncated_and_written_again_past_the_offset_is_a_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"2026-12-04T05:00:00Z first generation\n").unwrap();
+        let s = settings(100, LongLineAction::Truncate, 1024);
+        let mut of = OpenFile::open_fresh(&path, &s).unwrap();
+        assert_eq!(drain(&mut of, &path, 1024).len(), 1);
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // copytruncate, then the writer's next burst, all between two looks: the same size,
+        // and then a larger one; neither is growth of the old content.
+        for (line, n) in [
+            (&b"2026-12-04T05:00:01Z other generation\n"[..], 1u64),
+            (b"2026-12-04T05:00:02Z third generation, longer\n", 2),
+        ] {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(0).unwrap();
+            std::fs::write(&path, line).unwrap();
+            f.set_modified(before + std::time::Duration::from_secs(n))
+                .unwrap();
+            assert_eq!(
+                of.round(usize::MAX, 1024, &path).unwrap(),
+                Round::Truncated { lost: 0 }
+            );
+            let again = of.generation.clone();
+            of.restart(again).unwrap();
+            assert_eq!(
+                drain(&mut of, &path, 1024),
+                vec![line[..line.len() - 1].to_vec()]
+            );
+        }
+        // Plain appends move the modification time too, and are growth.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"appended\n").unwrap();
+        f.set_modified(before + std::time::Duration::from_secs(9))
+            .unwrap();
+        assert_eq!(drain(&mut of, &path, 1024), vec![b"appended".to_vec()]);
     }
 
     #[test]

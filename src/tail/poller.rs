@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -43,10 +43,20 @@ struct SlotState {
     parked: bool,
     identity: Option<FileIdentity>,
     pos: u64,
+    /// The file's modification time when the reader last looked.
+    modified: Option<SystemTime>,
     /// Size seen by the poll that woke the reader.
     observed_size: Option<u64>,
     interval: Duration,
     next_due: Instant,
+}
+
+/// What a parked reader knows of its file.
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    identity: FileIdentity,
+    pos: u64,
+    modified: Option<SystemTime>,
 }
 
 /// What one stat of a parked file found.
@@ -61,12 +71,20 @@ impl PollSlot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Parks the reader: from now on the poller compares the path with `identity` and `pos`.
-    pub(crate) fn park(&self, identity: FileIdentity, pos: u64, min_poll: Duration) {
+    /// Parks the reader: from now on the poller compares the path with `identity`, `pos` and
+    /// `modified` (a file truncated and written again to the same size changes only that).
+    pub(crate) fn park(
+        &self,
+        identity: FileIdentity,
+        pos: u64,
+        modified: Option<SystemTime>,
+        min_poll: Duration,
+    ) {
         let mut st = self.lock();
         st.parked = true;
         st.identity = Some(identity);
         st.pos = pos;
+        st.modified = modified;
         st.observed_size = None;
         st.interval = min_poll;
         st.next_due = Instant::now() + min_poll;
@@ -101,10 +119,14 @@ impl PollSlot {
         self.replaced_wake.notified().await;
     }
 
-    fn due(&self, now: Instant) -> Option<(FileIdentity, u64)> {
+    fn due(&self, now: Instant) -> Option<Parked> {
         let st = self.lock();
         match st.identity {
-            Some(id) if st.parked && st.next_due <= now => Some((id, st.pos)),
+            Some(identity) if st.parked && st.next_due <= now => Some(Parked {
+                identity,
+                pos: st.pos,
+                modified: st.modified,
+            }),
             _ => None,
         }
     }
@@ -161,6 +183,7 @@ impl Poller {
                 parked: false,
                 identity: None,
                 pos: 0,
+                modified: None,
                 observed_size: None,
                 interval: self.min_poll,
                 next_due: Instant::now(),
@@ -218,17 +241,17 @@ impl Poller {
                 _ = tick.tick() => {}
             }
             let now = Instant::now();
-            let due: Vec<(Arc<PollSlot>, FileIdentity, u64)> = self
+            let due: Vec<(Arc<PollSlot>, Parked)> = self
                 .lock()
                 .values()
                 .flatten()
-                .filter_map(|s| s.due(now).map(|(id, pos)| (Arc::clone(s), id, pos)))
+                .filter_map(|s| s.due(now).map(|p| (Arc::clone(s), p)))
                 .collect();
             if !due.is_empty() {
                 let checked = tokio::task::spawn_blocking(move || {
                     due.into_iter()
-                        .map(|(slot, id, pos)| {
-                            let check = check(&slot.path, id, pos);
+                        .map(|(slot, parked)| {
+                            let check = check(&slot.path, parked);
                             (slot, check)
                         })
                         .collect::<Vec<_>>()
@@ -249,11 +272,13 @@ impl Poller {
     }
 }
 
-/// Whether the file at `path` is no longer what a reader parked on (`id`, read up to `pos`).
-fn check(path: &Path, id: FileIdentity, pos: u64) -> Check {
+/// Whether the file at `path` is no longer what a reader parked on.
+fn check(path: &Path, parked: Parked) -> Check {
     match std::fs::metadata(path) {
-        Ok(meta) if identity_of(&meta) != id => Check::Changed(None),
-        Ok(meta) if meta.len() != pos => Check::Changed(Some(meta.len())),
+        Ok(meta) if identity_of(&meta) != parked.identity => Check::Changed(None),
+        Ok(meta) if meta.len() != parked.pos || meta.modified().ok() != parked.modified => {
+            Check::Changed(Some(meta.len()))
+        }
         Ok(_) => Check::Unchanged,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Check::Changed(None),
         Err(e) => {
@@ -288,6 +313,7 @@ mod tests {
         busy.park(
             FileIdentity { dev: 1, ino: 1 },
             0,
+            None,
             Duration::from_millis(250),
         );
         poller.path_replaced(path);
@@ -298,5 +324,26 @@ mod tests {
         poller.unregister(&busy);
         poller.path_replaced(path);
         assert!(!busy.take_replaced(), "an unregistered slot is not told");
+    }
+
+    #[test]
+    fn a_file_written_again_to_the_same_size_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"first generation\n").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let parked = Parked {
+            identity: identity_of(&meta),
+            pos: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        assert!(matches!(check(&path, parked), Check::Unchanged));
+        // copytruncate then a burst of the same length, between two polls
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let later = meta.modified().unwrap() + Duration::from_secs(1);
+        f.set_len(0).unwrap();
+        std::fs::write(&path, b"other generation\n").unwrap();
+        f.set_modified(later).unwrap();
+        assert!(matches!(check(&path, parked), Check::Changed(Some(17))));
     }
 }

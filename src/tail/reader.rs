@@ -39,6 +39,7 @@
 //!   new file (Promtail does not cut a multiline block there either).
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,14 +48,15 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::file::{OpenFile, Opened, Resolved, Round, Split, resolve};
+use super::file::{OpenFile, Opened, Resolved, Round, Split, find_copy, fingerprint_of, resolve};
 use super::poller::PollSlot;
 use super::status::ReaderShared;
 use super::{TailEvent, TailSettings};
 use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
 use crate::positions::{
-    FileIdentity, Fingerprint, GenHandle, PathState, Phase, Positions, ResumePlan,
+    FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, PathState, Phase, Positions,
+    ResumePlan,
 };
 
 /// Newer generations of a path a reader holds open while it still reads an older one. Past
@@ -355,11 +357,50 @@ impl Reader<'_> {
                     }
                 }
                 Ok(Round::Truncated { lost }) => {
-                    self.fm.lost_bytes.inc_by(lost);
-                    tracing::info!(path = %self.ctx.key, offset = of.pos, size = of.size, lost_bytes = lost, "File was truncated; reading it again from the start.");
+                    let read = of.line_end();
                     // Lines of the old content may still be in flight: that generation stays
                     // in the committed state (as a possible copy) until they are delivered.
-                    of.generation.truncated(of.line_end());
+                    of.generation.truncated(read);
+                    let copy = if lost > 0 {
+                        let (path, id, fp) = (self.ctx.path.clone(), of.identity, of.fingerprint);
+                        self.blocking(move || find_copy(&path, id, fp, read))
+                            .await
+                            .ok()
+                            .flatten()
+                    } else {
+                        None
+                    };
+                    if let Some((copy, name)) = copy {
+                        // copytruncate: what was not read yet is in the copy. Read it there
+                        // (from the last complete line), then the file again from its start.
+                        let uncovered = (lost + read).saturating_sub(copy.size);
+                        self.fm.lost_bytes.inc_by(uncovered);
+                        tracing::info!(path = %self.ctx.key, copy = %name.display(), offset = read, lost_bytes = uncovered, "File was truncated after being copied; reading the rest of its old content from the copy, then the file again from the start.");
+                        let generation = self.state.add(
+                            self.ctx.owner,
+                            of.identity,
+                            Fingerprint::default(),
+                            0,
+                            0,
+                            Phase::Held,
+                        );
+                        self.queue.push_front(Queued {
+                            opened: of.into_opened(),
+                            start: 0,
+                            generation,
+                        });
+                        self.hold(copy, read);
+                        let Some(q) = self.queue.pop_back() else {
+                            return Exit::Failed;
+                        };
+                        match self.start(q).await {
+                            Ok(new) => of = new,
+                            Err(exit) => return exit,
+                        }
+                        continue;
+                    }
+                    self.fm.lost_bytes.inc_by(lost);
+                    tracing::info!(path = %self.ctx.key, offset = of.pos, size = of.size, lost_bytes = lost, "File was truncated; reading it again from the start.");
                     let generation = self.state.add(
                         self.ctx.owner,
                         of.identity,
@@ -418,20 +459,54 @@ impl Reader<'_> {
     }
 
     /// Looks at the path for a generation newer than `of` and the queued ones, and holds it
-    /// open.
+    /// open. Queued generations that were short when opened get their fingerprint and size
+    /// taken again, so that a crash leaves enough to recognise them by.
     async fn watch_path(&mut self, of: &OpenFile) {
         self.last_watch = Instant::now();
-        if self.queue.len() >= MAX_HELD_GENERATIONS {
-            tracing::warn!(path = %self.ctx.key, held = self.queue.len(), "Rotated faster than it can be read: no more generations are held open; later ones are read only if still at the path.");
-            return;
-        }
+        let short: Vec<(usize, File)> = self
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| u64::from(q.opened.fingerprint.len) < FINGERPRINT_BYTES)
+            // dup(2) of a descriptor does not block
+            .filter_map(|(i, q)| q.opened.file.try_clone().ok().map(|f| (i, f)))
+            .collect();
+        let full = self.queue.len() >= MAX_HELD_GENERATIONS;
         let mut known: Vec<FileIdentity> = self.queue.iter().map(|q| q.opened.identity).collect();
         known.push(of.identity);
         let path = self.ctx.path.clone();
-        if let Ok(Some(opened)) = self
-            .blocking(move || OpenFile::open_newer(&path, &known))
-            .await
-        {
+        let looked = self
+            .blocking(move || {
+                let newer = (!full)
+                    .then(|| OpenFile::open_newer(&path, &known))
+                    .flatten();
+                let grown: Vec<(usize, Fingerprint, u64)> = short
+                    .into_iter()
+                    .filter_map(|(i, f)| {
+                        let size = f.metadata().ok()?.len();
+                        Some((i, fingerprint_of(&f, FINGERPRINT_BYTES).ok()?, size))
+                    })
+                    .collect();
+                (newer, grown)
+            })
+            .await;
+        let Ok((newer, grown)) = looked else {
+            return;
+        };
+        for (i, fp, size) in grown {
+            if let Some(q) = self.queue.get_mut(i) {
+                q.generation.set_size(size);
+                if fp != q.opened.fingerprint {
+                    q.opened.fingerprint = fp;
+                    q.generation.set_fingerprint(fp);
+                }
+            }
+        }
+        if full {
+            tracing::warn!(path = %self.ctx.key, held = self.queue.len(), "Rotated faster than it can be read: no more generations are held open; later ones are read only if still at the path.");
+            return;
+        }
+        if let Some(opened) = newer {
             tracing::info!(path = %self.ctx.key, held = self.queue.len() + 1, "File was rotated while an older generation is still being read; holding the new one open.");
             self.hold(opened, 0);
         }
@@ -468,7 +543,7 @@ impl Reader<'_> {
     /// Parks at end of file until the file changes, or the reader is stopped.
     async fn park(&self, of: &mut OpenFile) -> Result<(), Exit> {
         let slot = &self.ctx.slot;
-        slot.park(of.identity, of.pos, self.ctx.settings.min_poll);
+        slot.park(of.identity, of.pos, of.modified, self.ctx.settings.min_poll);
         let res = tokio::select! {
             _ = self.shutdown.cancelled() => Err(Exit::Shutdown),
             _ = self.stop.cancelled() => Ok(()),
@@ -528,6 +603,7 @@ impl Reader<'_> {
             slot.send(TailEvent::Entries(entries));
         }
         self.fm.read_lines.inc_by(split.lines);
+        of.generation.set_size(of.size);
         self.fm.read_bytes.set(gauge_value(end));
         self.fm.file_bytes.set(gauge_value(of.size));
         self.ctx.shared.set_size(of.size);

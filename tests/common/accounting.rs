@@ -191,3 +191,30 @@ pub fn append_bytes(path: &std::path::Path, lines: &[Bytes]) {
     f.write_all(&buf).unwrap();
     f.sync_all().unwrap();
 }
+
+/// Checks that Go Promtail would read `positions` back (rollback loses nothing): what
+/// `yaml.UnmarshalStrict` into `{positions: map[string]string}` accepts, with every file key's
+/// value a non-negative integer, as Promtail's tailer parses it.
+pub fn assert_promtail_can_read(positions: &std::path::Path) {
+    let text = std::fs::read_to_string(positions)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", positions.display()));
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}\n{text}", positions.display()));
+    let top = doc.as_mapping().expect("a mapping at the top");
+    assert_eq!(top.len(), 1, "only `positions` at the top:\n{text}");
+    let map = top
+        .get("positions")
+        .and_then(|v| v.as_mapping())
+        .unwrap_or_else(|| panic!("`positions` must be a mapping:\n{text}"));
+    for (k, v) in map {
+        let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
+            panic!("keys and values must be strings for Promtail: {k:?}: {v:?}\n{text}");
+        };
+        if !k.starts_with("cursor-") && !k.starts_with("journal-") {
+            assert!(
+                v.parse::<i64>().is_ok_and(|n| n >= 0),
+                "{k}: {v:?} is not an offset Promtail can parse\n{text}"
+            );
+        }
+    }
+}

@@ -85,6 +85,19 @@ impl Ferrotail {
         assert!(status.success(), "kill {sig} failed");
     }
 
+    /// Like [`wait_until`], with this process's log in the failure message.
+    pub fn wait_until(&self, limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}; ferrotail's log:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, then waits (bounded) for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         self.signal("-TERM");
