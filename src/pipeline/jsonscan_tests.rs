@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::pipeline::jsonx::{parse_document, simple_path};
+use crate::test_support::proptest_config;
 
 /// The paths every document is searched for.
 const PATHS: [&str; 8] = [
@@ -65,18 +66,8 @@ fn skip_plain_finds_the_first_stop() {
     }
 }
 
-/// Proptest settings: no failure files outside the source tree (a failure prints its input;
-/// add it to the explicit cases above).
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(proptest_config(256))]
     #[test]
     fn skip_plain_matches_a_byte_loop(buf in proptest::collection::vec(any::<u8>(), 0..64), start in 0usize..8) {
         let start = start.min(buf.len());
@@ -379,7 +370,7 @@ fn maybe_damaged() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(proptest_config(2000))]
     #[test]
     fn fast_path_agrees_with_serde_json_and_jmespath(doc in maybe_damaged()) {
         let f = fast(&doc);
