@@ -37,3 +37,5 @@ pub mod redact;
 pub mod server;
 pub mod settings;
 pub mod tail;
+#[cfg(test)]
+mod test_support;

@@ -179,6 +179,22 @@ pub fn write_go_float(f: f64, out: &mut String) {
     let _ = write!(out, "{f}");
 }
 
+/// Go's `strconv.FormatFloat(f, 'e', -1, 64)` for a finite `f`, appended to `out`: the shortest
+/// digits that round-trip, one before the point, and an exponent with its sign and at least two
+/// digits (`1e+21`, `1.5e-07`, `-1.5e-300`). Used where Go writes floats with an exponent
+/// (json-iterator's encoder, `fmt`'s `%v`).
+pub fn write_go_float_exp(f: f64, out: &mut String) {
+    // Rust's `LowerExp` without a precision has the same shortest digits; only the exponent is
+    // spelled differently (`1e21`, `1.5e-7`).
+    let s = format!("{f:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = match exp.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', exp),
+    };
+    let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
+}
+
 /// One written key of the overlay; `None` is a tombstone for a removed key.
 type Slot = (Key, Option<Value>);
 
@@ -320,6 +336,24 @@ mod tests {
             (f64::NEG_INFINITY, "-Inf"),
         ] {
             assert_eq!(format_go_float(f), s, "{f:e}");
+        }
+    }
+
+    #[test]
+    fn go_float_exponent_formatting() {
+        for (f, s) in [
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-07"),
+            (-1.5e-300, "-1.5e-300"),
+            (123456789012345678901234567890.0, "1.2345678901234568e+29"),
+            (5e-324, "5e-324"),
+            (1e100, "1e+100"),
+            (0.0, "0e+00"),
+            (125.0, "1.25e+02"),
+        ] {
+            let mut out = String::from(">");
+            write_go_float_exp(f, &mut out);
+            assert_eq!(out, format!(">{s}"), "{f:?}");
         }
     }
 

@@ -22,7 +22,7 @@ use jmespath::{Rcvar, Variable};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
-use super::extracted::{Text, Value, format_go_float};
+use super::extracted::{Text, Value, write_go_float, write_go_float_exp};
 
 /// The input is not a JSON object (or `null`).
 #[derive(Debug)]
@@ -258,15 +258,9 @@ pub fn write_go_json(v: &Variable, out: &mut String) {
 pub fn write_go_json_float(f: f64, out: &mut String) {
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let s = format!("{f:e}");
-        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        let _ = write!(out, "{mant}e{sign}{digits:0>2}");
+        write_go_float_exp(f, out);
     } else {
-        out.push_str(&format_go_float(f));
+        write_go_float(f, out);
     }
 }
 

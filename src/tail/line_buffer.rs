@@ -154,6 +154,7 @@ impl LineBuffer {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::test_support::proptest_config;
     use proptest::prelude::*;
 
     /// Reads its data in the given piece sizes, like a file that grows by `pieces`.
@@ -308,6 +309,7 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(proptest_config(256))]
         #[test]
         fn any_chunking_gives_the_reference_lines(
             data in arb_data(),

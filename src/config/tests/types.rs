@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::parse;
 use crate::config::{ByteSize, GoDuration, PromDuration, parse_yaml11_bool};
+use crate::test_support::proptest_config;
 
 const SEC: i64 = 1_000_000_000;
 
@@ -100,6 +101,7 @@ fn go_duration_std_conversion() {
 }
 
 proptest! {
+    #![proptest_config(proptest_config(256))]
     #[test]
     fn go_duration_display_round_trips(nanos in any::<i64>()) {
         let d = GoDuration(nanos);

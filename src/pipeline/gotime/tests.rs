@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::test_support::proptest_config;
 
 #[test]
 fn civil_dates_round_trip() {
@@ -18,7 +19,7 @@ fn civil_dates_round_trip() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_config(256))]
     #[test]
     fn civil_from_days_inverts_days_from_civil(y in -3000i64..3000, m in 1u32..=12, d in 1i64..=28) {
         prop_assert_eq!(civil_from_days(days_from_civil(y, m, d)), (y, m));

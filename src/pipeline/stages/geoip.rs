@@ -32,7 +32,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::entry::LabelSet;
 use crate::pipeline::decode::Fields;
-use crate::pipeline::extracted::ValueRef;
+use crate::pipeline::extracted::{ValueRef, format_go_float, write_go_float_exp};
 use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
 
@@ -91,19 +91,11 @@ impl GeoIpStage {
 fn go_sprint_float(f: f64) -> String {
     let abs = f.abs();
     if f == 0.0 || !f.is_finite() || (1e-4..1e21).contains(&abs) {
-        return crate::pipeline::extracted::format_go_float(f);
+        return format_go_float(f);
     }
-    let s = format!("{f:e}");
-    match s.split_once('e') {
-        Some((mantissa, exp)) => {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            format!("{mantissa}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
+    let mut s = String::new();
+    write_go_float_exp(f, &mut s);
+    s
 }
 
 /// Parses an IP like Go's `net.ParseIP`, IPv4-mapped IPv6 addresses as IPv4.

@@ -314,3 +314,70 @@ fn config_errors() {
     );
     assert!(pipeline_err("- json: [a]").contains("expected a map"));
 }
+
+/// JSON numbers and the text Promtail makes of them: Go parses them correctly rounded
+/// (`strconv.ParseFloat`); `getString` writes the shortest decimal that reads back the same float
+/// (`strconv.FormatFloat(f, 'f', -1, 64)`), never with an exponent; an object holding the number
+/// is written back as JSON by json-iterator (`'e'` format below 1e-6 and from 1e21 on). The
+/// expected strings are written out here, not computed by the code under test.
+fn go_number_texts() -> Vec<(&'static str, String, &'static str)> {
+    let zeros = |n: usize| "0".repeat(n);
+    vec![
+        ("1e-30", format!("0.{}1", zeros(29)), "1e-30"),
+        ("1e21", "1000000000000000000000".into(), "1e+21"),
+        (
+            "12345678901234567890",
+            "12345678901234567000".into(),
+            "12345678901234567000",
+        ),
+        ("-1.5e-300", format!("-0.{}15", zeros(299)), "-1.5e-300"),
+        // Past u64: serde_json reads it as a float, not as an integer.
+        (
+            "123456789012345678901234567890",
+            "123456789012345680000000000000".into(),
+            "1.2345678901234568e+29",
+        ),
+        ("0.1", "0.1".into(), "0.1"),
+        ("-0", "-0".into(), "-0"),
+        ("0.000001", "0.000001".into(), "0.000001"),
+        ("5e-324", format!("0.{}5", zeros(323)), "5e-324"),
+        (
+            "2.2250738585072011e-308",
+            format!("0.{}2225073858507201", zeros(307)),
+            "2.225073858507201e-308",
+        ),
+        (
+            "1.7976931348623157e308",
+            format!("17976931348623157{}", zeros(292)),
+            "1.7976931348623157e+308",
+        ),
+    ]
+}
+
+#[test]
+fn numbers_are_parsed_exactly_and_formatted_like_go() {
+    // All simple paths: the streaming fast path (`o` wanted whole and `o.num` inside it: that
+    // object is parsed with serde_json). An array index in the same stage: the whole document is
+    // parsed and every expression, the plain ones too, is evaluated on it.
+    let fast = "- json:\n    expressions:\n      num:\n      deep: o.num\n      o:\n";
+    let full = format!("{fast}      first_item: 'items[0]'\n");
+    for (number, text, json) in go_number_texts() {
+        let line = format!(r#"{{"items":[{number}],"num":{number},"o":{{"num":{number}}}}}"#);
+        for (path, yaml, keys) in [
+            ("fast", fast, &["num", "deep"][..]),
+            ("full", &full, &["num", "deep", "first_item"][..]),
+        ] {
+            let pe = run_stages(yaml, &[], &line).unwrap();
+            for key in keys {
+                let got = pe.extracted.get(key).and_then(|v| v.to_text());
+                assert_eq!(got.as_deref(), Some(text.as_str()), "{path} {key} {number}");
+            }
+            let object = format!(r#"{{"num":{json}}}"#);
+            assert_eq!(pe.extracted.get("o"), s(&object), "{path} o {number}");
+            // And as a label value, through the whole pipeline.
+            let mut p = pipeline(&format!("{yaml}- labels:\n    num:\n"));
+            let out = run_one(&mut p, &[], &line);
+            assert_labels(&out, &[("num", &text)]);
+        }
+    }
+}
