@@ -405,7 +405,7 @@ define_flags! {
         max_line_size: ByteSize = "max-line-size", "0B", "Maximum log line byte size allowed without dropping. Example: 256kb, 2M. 0 to disable." => |c, v| c.limits_config.max_line_size = v;
         max_line_size_truncate: bool = "max-line-size-truncate", "false", "Whether to truncate lines that exceed max_line_size." => |c, v| c.limits_config.max_line_size_truncate = v;
         tracing_enabled: bool = "tracing.enabled", "true", "Set to false to disable tracing." => |c, v| c.tracing.enabled = v;
-        ferrotail_inflight_bytes: ByteSize = "ferrotail.inflight-bytes", "64MB", "Byte budget of entries read but not yet acknowledged; reading pauses when it is full." => |c, v| c.ferrotail.inflight_bytes = v;
+        ferrotail_inflight_bytes: ByteSize = "ferrotail.inflight-bytes", "4MB", "Byte budget of entries read but not yet acknowledged; reading pauses when it is full." => |c, v| c.ferrotail.inflight_bytes = v;
         ferrotail_max_line_size_default: ByteSize = "ferrotail.max-line-size-default", "256KB", "Read-time line cap used when max_line_size is 0." => |c, v| c.ferrotail.max_line_size_default = v;
         ferrotail_long_line_action: LongLineAction = "ferrotail.long-line-action", "truncate", "What to do with a line over the read-time cap: truncate or drop." => |c, v| c.ferrotail.long_line_action = v;
         ferrotail_shutdown_timeout: GoDuration = "ferrotail.shutdown-timeout", "30s", "How long a graceful shutdown waits for in-flight batches." => |c, v| c.ferrotail.shutdown_timeout = v;

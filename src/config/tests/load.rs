@@ -94,7 +94,7 @@ fn defaults_match_appendix_a() {
     assert_eq!(c.wal.clean_segments_older_than, GoDuration::from_secs(3600));
     assert!(c.clients.is_empty() && c.client.is_none() && c.scrape_configs.is_empty());
     // ferrotail's own defaults.
-    assert_eq!(c.ferrotail.inflight_bytes.bytes(), 64 << 20);
+    assert_eq!(c.ferrotail.inflight_bytes.bytes(), 4 << 20);
     assert_eq!(c.ferrotail.max_line_size_default.bytes(), 256 << 10);
     assert_eq!(c.ferrotail.long_line_action, LongLineAction::Truncate);
     assert_eq!(c.ferrotail.shutdown_timeout, GoDuration::from_secs(30));
