@@ -155,7 +155,16 @@ async fn wait_all(mock: &MockLoki, lines: &[Bytes], ft: &Ferrotail) {
         want.iter().all(|l| got.contains(l))
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}\nferrotail stderr:\n{}", ft.stderr()));
+    .unwrap_or_else(|e| {
+        let got: HashSet<Bytes> = mock.entries().into_iter().map(|e| e.line).collect();
+        let missing: Vec<&Bytes> = lines.iter().filter(|l| !got.contains(*l)).collect();
+        panic!(
+            "{e}\n{} lines missing, the first: {:?}\nferrotail stderr:\n{}",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            ft.stderr()
+        )
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -663,6 +672,43 @@ async fn file_deleted_while_read() {
     });
     assert!(ft.stop().success());
     Tally::of("file_deleted_while_read", &lines, &mock.entries()).assert_exactly_once();
+}
+
+/// logrotate renames, and the service reopens only on its `postrotate` signal: until then its
+/// lines still go through the old descriptor into the rotated file. They are written here once
+/// ferrotail has moved on to the new file (its lines arrived), so only the grace period in
+/// which a rotated generation is still read (ROTATE_WAIT, 5 s) can ship them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_written_through_the_old_descriptor_after_a_rename_are_shipped() {
+    use std::io::Write as _;
+    let mock = MockLoki::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let cfg = config(dir.path(), &mock, &log.display().to_string(), "", "");
+    let before = fixed_lines("before-rotation", 0..2000, 120);
+    let late = fixed_lines("late-write", 0..500, 120);
+    let after = fixed_lines("new-file", 0..2000, 120);
+    let mut service = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let write = |f: &mut std::fs::File, lines: &[Bytes]| {
+        let text: Vec<u8> = lines.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+        f.write_all(&text).unwrap();
+    };
+    write(&mut service, &before);
+    let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+    wait_all(&mock, &before, &ft).await;
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append_bytes(&log, &after);
+    wait_all(&mock, &after, &ft).await;
+    write(&mut service, &late);
+    drop(service);
+    wait_all(&mock, &late, &ft).await;
+    assert!(ft.stop().success());
+    let all: Vec<Bytes> = [before, late, after].concat();
+    Tally::of("late_writes_after_rename", &all, &mock.entries()).assert_exactly_once();
 }
 
 /// Whether process `pid` still has `path` open after it was deleted.

@@ -8,8 +8,9 @@
 //!        ▲                                          │ end of file
 //!        │ next queued generation, or the path      ▼
 //!        └──────── rotated ◄── drain old fd ◄── park until the poller sees a change
+//!                  │  the old fd is kept ROTATE_WAIT, read again if it grows
 //!                  truncated ─► the old content is left, a new generation at 0 (same fd)
-//!                  path gone ─► drain old fd, close, exit (Deleted)
+//!                  path gone ─► drain old fd, wait ROTATE_WAIT for a new file, close, exit
 //! ```
 //!
 //! Invariants:
@@ -20,6 +21,9 @@
 //!   reader blocked by backpressure holds no read data;
 //! - rotation: the path's new identity is seen first, then the old descriptor is read to its
 //!   end, so everything written to the old file before the rotation was noticed is read once;
+//!   and for [`ROTATE_WAIT`] after, what the service still writes through its old descriptor
+//!   (it reopens only on logrotate's signal) is read too: a generation is let go only after that
+//!   grace, counting an unterminated last line as lost;
 //! - whatever the reader is doing (reading, waiting for budget or for room in the job's
 //!   channel), a file system event saying a file was created at or renamed to its path makes it
 //!   look at the path at once (and it looks at least every [`WATCH_FALLBACK`], for file systems
@@ -66,6 +70,18 @@ pub(crate) const MAX_HELD_GENERATIONS: usize = 16;
 /// How often a busy reader looks at its path without a file system event saying it changed.
 /// Events make this rare; the bound keeps 10,000 readers waiting for budget cheap.
 pub(crate) const WATCH_FALLBACK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a generation rotated away (renamed, or the path removed) is still watched for
+/// lines written through a descriptor the service has not reopened yet (logrotate renames,
+/// then the service reopens on its `postrotate` signal). Fluent Bit's `rotate_wait` has the
+/// same role (5 s); Promtail closes at once and loses those lines.
+pub(crate) const ROTATE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A generation rotated away, still read when it grows until `until`.
+struct Draining {
+    of: Box<OpenFile>,
+    until: Instant,
+}
 
 /// Why a reader ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +169,9 @@ pub(crate) async fn run(
         state: Arc::clone(&state),
         queue: VecDeque::new(),
         last_watch: Instant::now(),
+        draining: Vec::new(),
+        last_drain: Instant::now(),
+        linger_until: None,
     };
     let exit = match reader.begin(plan).await {
         Ok(of) => {
@@ -165,6 +184,9 @@ pub(crate) async fn run(
     };
     ctx.shared.set_tracker(None);
     if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing) {
+        for d in std::mem::take(&mut reader.draining) {
+            reader.retire(&d.of);
+        }
         // Gone for good: what is in flight still commits, then the path is forgotten.
         state.release(ctx.owner);
     }
@@ -192,6 +214,12 @@ struct Reader<'a> {
     queue: VecDeque<Queued>,
     /// When the path was last looked at for a newer generation.
     last_watch: Instant,
+    /// Generations rotated away and replaced by a newer one, still read if written to.
+    draining: Vec<Draining>,
+    /// When the draining generations were last looked at.
+    last_drain: Instant,
+    /// Until when the file being read is kept after its path was left empty.
+    linger_until: Option<Instant>,
 }
 
 impl Reader<'_> {
@@ -310,6 +338,12 @@ impl Reader<'_> {
             if self.ctx.slot.take_replaced() || self.last_watch.elapsed() >= WATCH_FALLBACK {
                 self.watch_path(&of).await;
             }
+            if !self.draining.is_empty()
+                && self.last_drain.elapsed() >= self.ctx.settings.min_poll
+                && let Err(exit) = self.drain(&of).await
+            {
+                return exit;
+            }
             let want = of.want(read_buffer).min(self.ctx.budget_cap);
             let permit = if want > 0 {
                 match self.acquire(want).await {
@@ -321,26 +355,15 @@ impl Reader<'_> {
             } else {
                 None
             };
-            let granted = permit.as_ref().map_or(0, |p| p.num_permits());
-            let path = self.ctx.path.clone();
-            let done = self
-                .blocking(move || {
-                    let round = of.round(granted, read_buffer, &path);
-                    (of, round)
-                })
-                .await;
             let round;
-            (of, round) = match done {
+            (of, round) = match self.read_round(of, permit.as_ref(), read_buffer).await {
                 Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(path = %self.ctx.key, error = %e, "Reading file failed.");
-                    return Exit::Failed;
-                }
+                Err(exit) => return exit,
             };
             match round {
                 Ok(Round::Read { bytes, split }) => {
                     let permit = trim(permit, bytes);
-                    if let Err(exit) = self.emit(&mut of, split, permit).await {
+                    if let Err(exit) = self.emit(&mut of, split, permit, None).await {
                         return exit;
                     }
                 }
@@ -418,37 +441,48 @@ impl Reader<'_> {
                     }
                 }
                 Ok(Round::Rotated { replaced }) => {
-                    let lost = of.buffer.pending_bytes();
-                    if lost > 0 {
-                        // An unterminated last line of the old file can never be completed.
-                        self.fm.lost_bytes.inc_by(lost);
-                    }
-                    of.generation.left(of.size);
                     // Held generations are read even when asked to stop: they hold lines of
                     // the path that nothing else will read.
-                    if let Some(q) = self.queue.pop_front() {
+                    let next = if let Some(q) = self.queue.pop_front() {
                         tracing::info!(path = %self.ctx.key, held = self.queue.len(), "File was rotated; reading the next generation, opened while this one was read, from the start.");
-                        drop(of);
-                        match self.start(q).await {
-                            Ok(new) => of = new,
-                            Err(exit) => return exit,
+                        Some(self.start(q).await)
+                    } else if replaced && !self.stop.is_cancelled() {
+                        tracing::info!(path = %self.ctx.key, "File was rotated; reading the new file from the start.");
+                        Some(self.open_at_path().await)
+                    } else {
+                        None
+                    };
+                    match next {
+                        Some(Ok(new)) => {
+                            let old = std::mem::replace(&mut of, new);
+                            self.drain_later(old);
+                            self.linger_until = None;
+                            continue;
+                        }
+                        Some(Err(exit)) => {
+                            self.retire(&of);
+                            return exit;
+                        }
+                        None => {}
+                    }
+                    if self.stop.is_cancelled() {
+                        self.retire(&of);
+                        return Exit::Stopped;
+                    }
+                    // The path is empty (between a rename and the new file, or removed):
+                    // the service may still write through its descriptor for a while.
+                    let until = *self
+                        .linger_until
+                        .get_or_insert_with(|| Instant::now() + ROTATE_WAIT);
+                    if Instant::now() < until {
+                        if let Err(exit) = self.linger(until).await {
+                            return exit;
                         }
                         continue;
                     }
-                    if self.stop.is_cancelled() {
-                        return Exit::Stopped;
-                    }
-                    if !replaced {
-                        tracing::info!(path = %self.ctx.key, "File was removed; it was read to its end and is closed.");
-                        return Exit::Deleted;
-                    }
-                    tracing::info!(path = %self.ctx.key, "File was rotated; reading the new file from the start.");
-                    // The old descriptor is closed here, after its last read.
-                    drop(of);
-                    match self.open_at_path().await {
-                        Ok(new) => of = new,
-                        Err(exit) => return exit,
-                    }
+                    tracing::info!(path = %self.ctx.key, "File was removed; it was read to its end and is closed.");
+                    self.retire(&of);
+                    return Exit::Deleted;
                 }
                 Err(e) => {
                     tracing::warn!(path = %self.ctx.key, job = %self.ctx.job, error = %e, "Reading file failed; retrying at the next sync.");
@@ -473,6 +507,7 @@ impl Reader<'_> {
             .collect();
         let full = self.queue.len() >= MAX_HELD_GENERATIONS;
         let mut known: Vec<FileIdentity> = self.queue.iter().map(|q| q.opened.identity).collect();
+        known.extend(self.draining.iter().map(|d| d.of.identity));
         known.push(of.identity);
         let path = self.ctx.path.clone();
         let looked = self
@@ -512,6 +547,111 @@ impl Reader<'_> {
         }
     }
 
+    /// Keeps a generation that was rotated away for [`ROTATE_WAIT`], read again when it grows.
+    fn drain_later(&mut self, of: Box<OpenFile>) {
+        if self.draining.len() >= MAX_HELD_GENERATIONS {
+            let oldest = self.draining.remove(0);
+            self.retire(&oldest.of);
+        }
+        self.draining.push(Draining {
+            of,
+            until: Instant::now() + ROTATE_WAIT,
+        });
+        self.last_drain = Instant::now();
+    }
+
+    /// Lets a generation go: its last unterminated line can no longer be completed (counted
+    /// as lost), and it stays in the committed state only while lines are in flight.
+    fn retire(&self, of: &OpenFile) {
+        let lost = of.buffer.pending_bytes();
+        if lost > 0 {
+            self.fm.lost_bytes.inc_by(lost);
+        }
+        of.generation.left(of.size);
+    }
+
+    /// Reads what was written to generations rotated away since they were last looked at;
+    /// retires those past their time. `current` is the file being read.
+    async fn drain(&mut self, current: &OpenFile) -> Result<(), Exit> {
+        self.last_drain = Instant::now();
+        let read_buffer = self.ctx.settings.read_buffer_bytes.max(1);
+        for mut d in std::mem::take(&mut self.draining) {
+            let keep = loop {
+                let want = d.of.want(read_buffer).min(self.ctx.budget_cap);
+                let permit = if want > 0 {
+                    match self.acquire(want).await {
+                        Ok(Some(p)) => Some(p),
+                        Ok(None) => break true, // looked at again next time
+                        Err(exit) => return Err(exit),
+                    }
+                } else {
+                    None
+                };
+                let round;
+                (d.of, round) = self.read_round(d.of, permit.as_ref(), read_buffer).await?;
+                match round {
+                    Ok(Round::Read { bytes, split }) => {
+                        let permit = trim(permit, bytes);
+                        self.emit(&mut d.of, split, permit, Some(current)).await?;
+                    }
+                    Ok(Round::NeedPermits) => {}
+                    Ok(Round::Eof | Round::Rotated { .. }) => break Instant::now() < d.until,
+                    Ok(Round::Truncated { lost }) => {
+                        self.fm.lost_bytes.inc_by(lost);
+                        break false;
+                    }
+                    Err(e) => {
+                        tracing::debug!(path = %self.ctx.key, error = %e, "Reading a rotated file failed; it is let go.");
+                        break false;
+                    }
+                }
+            };
+            if keep {
+                self.draining.push(d);
+            } else {
+                self.retire(&d.of);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits a little while the path is empty and the file is kept (or until a file appears
+    /// at the path, or the reader is stopped).
+    async fn linger(&self, until: Instant) -> Result<(), Exit> {
+        let wake = (Instant::now() + self.ctx.settings.min_poll).min(until);
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(Exit::Shutdown),
+            _ = self.stop.cancelled() => Ok(()),
+            _ = self.ctx.slot.replaced() => {
+                // seen by the next round of the file at the path
+                self.ctx.slot.take_replaced();
+                Ok(())
+            }
+            _ = tokio::time::sleep_until(wake.into()) => Ok(()),
+        }
+    }
+
+    /// One read round of `of` on the blocking pool, reading at most what `permit` grants.
+    async fn read_round(
+        &self,
+        mut of: Box<OpenFile>,
+        permit: Option<&OwnedSemaphorePermit>,
+        read_buffer: usize,
+    ) -> Result<(Box<OpenFile>, std::io::Result<Round>), Exit> {
+        let granted = permit.map_or(0, |p| p.num_permits());
+        let path = self.ctx.path.clone();
+        self.blocking(move || {
+            let round = of.round(granted, read_buffer, &path);
+            (of, round)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(path = %self.ctx.key, error = %e, "Reading file failed.");
+            Exit::Failed
+        })
+    }
+
     /// Runs `f` on the blocking pool once a blocking slot is free.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -543,11 +683,14 @@ impl Reader<'_> {
     /// Parks at end of file until the file changes, or the reader is stopped.
     async fn park(&self, of: &mut OpenFile) -> Result<(), Exit> {
         let slot = &self.ctx.slot;
-        slot.park(of.identity, of.pos, of.modified, self.ctx.settings.min_poll);
+        let min_poll = self.ctx.settings.min_poll;
+        slot.park(of.identity, of.pos, of.modified, min_poll);
         let res = tokio::select! {
             _ = self.shutdown.cancelled() => Err(Exit::Shutdown),
             _ = self.stop.cancelled() => Ok(()),
             _ = slot.woken() => Ok(()),
+            // generations rotated away are looked at too
+            _ = tokio::time::sleep(min_poll), if !self.draining.is_empty() => Ok(()),
         };
         if let Some(size) = slot.unpark() {
             // A hint of how much to read; a smaller size (truncation) is found by the next
@@ -559,11 +702,13 @@ impl Reader<'_> {
 
     /// Hands the lines of the last round on as one chunk. While it waits for room in the
     /// job's channel, a file appearing at the path is still opened and held at once.
+    /// `current` is the file being read when `of` is a generation rotated away (draining).
     async fn emit(
         &mut self,
         of: &mut OpenFile,
         split: Split,
         permit: Option<OwnedSemaphorePermit>,
+        current: Option<&OpenFile>,
     ) -> Result<(), Exit> {
         let end = of.line_end();
         if split.long_lines > 0 {
@@ -585,7 +730,10 @@ impl Reader<'_> {
                     s = ctx.output.reserve() => break s,
                     _ = ctx.slot.replaced() => {
                         ctx.slot.take_replaced();
-                        self.watch_path(of).await;
+                        match current {
+                            Some(c) => self.watch_path(c).await,
+                            None => self.watch_path(of).await,
+                        }
                     }
                 }
             };
@@ -604,6 +752,9 @@ impl Reader<'_> {
         }
         self.fm.read_lines.inc_by(split.lines);
         of.generation.set_size(of.size);
+        if current.is_some() {
+            return Ok(()); // the path's gauges follow the file being read
+        }
         self.fm.read_bytes.set(gauge_value(end));
         self.fm.file_bytes.set(gauge_value(of.size));
         self.ctx.shared.set_size(of.size);
