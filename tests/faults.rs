@@ -694,7 +694,10 @@ async fn lines_written_through_the_old_descriptor_after_a_rename_are_shipped() {
         .open(&log)
         .unwrap();
     let write = |f: &mut std::fs::File, lines: &[Bytes]| {
-        let text: Vec<u8> = lines.iter().flat_map(|l| [&l[..], b"\n"].concat()).collect();
+        let text: Vec<u8> = lines
+            .iter()
+            .flat_map(|l| [&l[..], b"\n"].concat())
+            .collect();
         f.write_all(&text).unwrap();
     };
     write(&mut service, &before);

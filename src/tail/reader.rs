@@ -384,15 +384,16 @@ impl Reader<'_> {
                     // Lines of the old content may still be in flight: that generation stays
                     // in the committed state (as a possible copy) until they are delivered.
                     of.generation.truncated(read);
-                    let copy = if lost > 0 {
-                        let (path, id, fp) = (self.ctx.path.clone(), of.identity, of.fingerprint);
-                        self.blocking(move || find_copy(&path, id, fp, read))
-                            .await
-                            .ok()
-                            .flatten()
-                    } else {
-                        None
-                    };
+                    // Looked for even when nothing seen is unread: the service may have
+                    // written more between the last look and the copy, and only the copy
+                    // still holds it.
+                    let (path, id, fp) = (self.ctx.path.clone(), of.identity, of.fingerprint);
+                    let copy = self
+                        .blocking(move || find_copy(&path, id, fp, read))
+                        .await
+                        .ok()
+                        .flatten()
+                        .filter(|(copy, _)| copy.size > read);
                     if let Some((copy, name)) = copy {
                         // copytruncate: what was not read yet is in the copy. Read it there
                         // (from the last complete line), then the file again from its start.

@@ -1,7 +1,8 @@
-//! Scenario 2 of the data-loss issue: rename rotation under load, `logrotate` with `rotate 1`
-//! (the previous `.1` is deleted at every rotation), one or several files at once. A rotation
-//! that lands while a reader finds its path empty must not make it miss the generation created
-//! right after.
+//! Scenario 2 of the data-loss issue: rotation under load, `logrotate` with `rotate 1` (the
+//! previous `.1` is replaced at every rotation), one or several files at once, by rename or by
+//! copytruncate. A rotation that lands while a reader finds its path empty must not make it
+//! miss the generation created right after; a truncation between two looks must not be taken
+//! for growth, and what the reader had not read yet is read from the copy.
 
 use std::io::Write;
 
@@ -10,21 +11,31 @@ use super::*;
 /// One writer per file, like a service with logrotate: writes bursts through its open
 /// descriptor, and every `rotate_every` lines deletes `.1`, renames the file to `.1`, writes a
 /// few more lines to the old descriptor (the service has not reopened yet), pauses, and goes on
-/// in a new file. Returns every line written, per file.
+/// in a new file. With `copytruncate`, it copies the file to `.1` and truncates it instead
+/// (the service writes in append mode, as copytruncate requires). Returns every line written,
+/// per file.
 fn rotating_writers(
     dir: &Path,
     files: usize,
     per_file: usize,
     rotate_every: usize,
+    copytruncate: bool,
     seed: u64,
 ) -> Vec<Vec<Bytes>> {
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    };
     let handles: Vec<_> = (0..files)
         .map(|f| {
             let path = dir.join(format!("app-{f}.log"));
             std::thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (f as u64 * 7919));
                 let rotated = PathBuf::from(format!("{}.1", path.display()));
-                let mut out = std::fs::File::create(&path).unwrap();
+                let mut out = open(&path);
                 let mut written = Vec::with_capacity(per_file);
                 let mut since_rotation = 0;
                 while written.len() < per_file {
@@ -41,7 +52,11 @@ fn rotating_writers(
                     }
                     out.write_all(&buf).unwrap();
                     since_rotation += burst;
-                    if since_rotation >= rotate_every {
+                    if since_rotation >= rotate_every && copytruncate {
+                        since_rotation = 0;
+                        std::fs::copy(&path, &rotated).unwrap();
+                        out.set_len(0).unwrap();
+                    } else if since_rotation >= rotate_every {
                         since_rotation = 0;
                         let _ = std::fs::remove_file(&rotated);
                         std::fs::rename(&path, &rotated).unwrap();
@@ -56,7 +71,7 @@ fn rotating_writers(
                         }
                         // The gap between the rename and the new file, where the path is empty.
                         std::thread::sleep(Duration::from_millis(rng.random_range(0..4)));
-                        out = std::fs::File::create(&path).unwrap();
+                        out = open(&path);
                     }
                     // About 20,000 lines/s per file.
                     std::thread::sleep(Duration::from_micros(burst as u64 * 50));
@@ -68,7 +83,13 @@ fn rotating_writers(
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-async fn rename_rotation_under_load(scenario: &str, files: usize, runs: usize, seed: u64) {
+async fn rotation_under_load(
+    scenario: &str,
+    files: usize,
+    runs: usize,
+    copytruncate: bool,
+    seed: u64,
+) {
     for run in 0..runs {
         let mock = MockLoki::start().await;
         let dir = tempfile::tempdir().unwrap();
@@ -83,7 +104,7 @@ async fn rename_rotation_under_load(scenario: &str, files: usize, runs: usize, s
         let d = dir.path().to_path_buf();
         let run_seed = seed.wrapping_add(run as u64);
         let written = tokio::task::spawn_blocking(move || {
-            rotating_writers(&d, files, 40_000, 4_000, run_seed)
+            rotating_writers(&d, files, 40_000, 4_000, copytruncate, run_seed)
         })
         .await
         .unwrap();
@@ -98,19 +119,32 @@ async fn rename_rotation_under_load(scenario: &str, files: usize, runs: usize, s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_rotation_under_load_loses_no_generation() {
-    rename_rotation_under_load("rename_rotation_under_load_1_file", 1, 1, seed()).await;
+    rotation_under_load("rename_rotation_under_load_1_file", 1, 1, false, seed()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rename_rotation_under_load_of_two_files() {
-    rename_rotation_under_load("rename_rotation_under_load_2_files", 2, 1, seed()).await;
+    rotation_under_load("rename_rotation_under_load_2_files", 2, 1, false, seed()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: run with --include-ignored (the README's full test command)"]
 async fn rename_rotation_under_load_many_runs() {
     let base = seed();
-    rename_rotation_under_load("rename_rotation_under_load_1_file", 1, 20, base).await;
-    rename_rotation_under_load("rename_rotation_under_load_2_files", 2, 5, base).await;
-    rename_rotation_under_load("rename_rotation_under_load_5_files", 5, 5, base).await;
+    rotation_under_load("rename_rotation_under_load_1_file", 1, 20, false, base).await;
+    rotation_under_load("rename_rotation_under_load_2_files", 2, 5, false, base).await;
+    rotation_under_load("rename_rotation_under_load_5_files", 5, 5, false, base).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_under_load_loses_nothing() {
+    rotation_under_load("copytruncate_under_load_2_files", 2, 1, true, seed()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: run with --include-ignored (the README's full test command)"]
+async fn copytruncate_under_load_many_runs() {
+    let base = seed();
+    rotation_under_load("copytruncate_under_load_1_file", 1, 10, true, base).await;
+    rotation_under_load("copytruncate_under_load_5_files", 5, 3, true, base).await;
 }
