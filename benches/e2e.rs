@@ -5,7 +5,14 @@
 //! ```text
 //! cargo bench --bench e2e                                   # 1,000,000 lines of ~250 bytes
 //! FERROTAIL_BENCH_LINES=4200000 cargo bench --bench e2e     # ~1 GB backlog
+//! LOKI_URL=http://127.0.0.1:3100 cargo bench --bench e2e    # into a real Loki
+//! FERROTAIL_BENCH_INFLIGHT=64MB cargo bench --bench e2e     # another in-flight budget
 //! ```
+//!
+//! With `LOKI_URL`, ferrotail pushes to that Loki (no auth) under a job label of its own, and
+//! the run ends when Loki's `count_over_time` for that label reaches the backlog: the figure
+//! then includes Loki's ingestion, as a user sees it. `FERROTAIL_BENCH_INFLIGHT` sets
+//! `ferrotail.inflight_bytes` (default: ferrotail's own default).
 //!
 //! CPU time and peak RSS come from /proc/<pid>/stat and /proc/<pid>/status (VmHWM) of the
 //! ferrotail process, read just before it is asked to stop, so the receiver's own work (snappy
@@ -92,6 +99,27 @@ fn proc_stats(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / clk_tck, hwm_kb * 1024))
 }
 
+/// How many entries of `job` Loki holds (LogQL `count_over_time` over the last hour).
+async fn loki_count(url: &str, job: &str) -> u64 {
+    let query = format!("sum(count_over_time({{job=\"{job}\"}}[1h]))");
+    let res = reqwest::Client::new()
+        .get(format!("{url}/loki/api/v1/query"))
+        .query(&[("query", query.as_str())])
+        .send()
+        .await;
+    let Ok(res) = res else { return 0 };
+    let Ok(body) = res.bytes().await else {
+        return 0;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return 0;
+    };
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|n| n.parse::<f64>().ok())
+        .map_or(0, |n| n as u64)
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets once as tests; this one is too slow for that.
     if std::env::args().any(|a| a == "--test") || std::env::args().all(|a| a != "--bench") {
@@ -112,15 +140,43 @@ fn main() {
     let bytes = write_backlog(&log, lines).expect("writing the backlog");
     println!("backlog: {lines} lines, {:.1} MB", bytes as f64 / 1e6);
 
+    let loki = std::env::var("LOKI_URL")
+        .ok()
+        .map(|u| u.trim_end_matches('/').to_owned());
+    let job = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
     let counter = Counter(Arc::new(AtomicU64::new(0)));
-    let app = Router::new()
-        .route("/loki/api/v1/push", post(push))
-        .with_state(counter.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind receiver");
-    let addr: SocketAddr = listener.local_addr().expect("receiver address");
-    rt.spawn(async move { axum::serve(listener, app).await });
+    let push_url = match &loki {
+        Some(url) => format!("{url}/loki/api/v1/push"),
+        None => {
+            let app = Router::new()
+                .route("/loki/api/v1/push", post(push))
+                .with_state(counter.clone());
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("bind receiver");
+            let addr: SocketAddr = listener.local_addr().expect("receiver address");
+            rt.spawn(async move { axum::serve(listener, app).await });
+            format!("http://{addr}/loki/api/v1/push")
+        }
+    };
+    let delivered = || match &loki {
+        Some(url) => rt.block_on(loki_count(url, &job)),
+        None => counter.0.load(Ordering::Relaxed),
+    };
+    let inflight = std::env::var("FERROTAIL_BENCH_INFLIGHT")
+        .map(|v| format!("ferrotail: {{inflight_bytes: {v}}}\n"))
+        .unwrap_or_default();
+    println!(
+        "receiver: {}; in-flight budget: {}",
+        loki.as_deref().unwrap_or("built-in counting receiver"),
+        std::env::var("FERROTAIL_BENCH_INFLIGHT").unwrap_or_else(|_| "default".into())
+    );
 
     let config = dir.path().join("config.yaml");
     std::fs::write(
@@ -129,17 +185,17 @@ fn main() {
             r#"server: {{http_listen_port: 0, grpc_listen_port: 0, log_level: warn}}
 positions: {{filename: {pos}}}
 clients:
-  - url: http://{addr}/loki/api/v1/push
+  - url: {push_url}
 scrape_configs:
   - job_name: bench
     static_configs:
-      - labels: {{job: bench, __path__: {log}}}
+      - labels: {{job: {job}, __path__: {log}}}
     pipeline_stages:
       - json:
           expressions: {{level: level, status: status}}
       - labels:
           level:
-"#,
+{inflight}"#,
             pos = dir.path().join("positions.yaml").display(),
             log = log.display(),
         ),
@@ -155,7 +211,8 @@ scrape_configs:
     let pid = child.id();
     let mut peak = (0.0, 0);
     let deadline = Instant::now() + Duration::from_secs(600);
-    while counter.0.load(Ordering::Relaxed) < lines {
+    let poll = if loki.is_some() { 200 } else { 20 };
+    while delivered() < lines {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("ferrotail exited early: {status}");
         }
@@ -166,7 +223,7 @@ scrape_configs:
         if let Some(s) = proc_stats(pid) {
             peak = s;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(poll));
     }
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(s) = proc_stats(pid) {
@@ -179,10 +236,7 @@ scrape_configs:
     let _ = child.wait();
 
     let (cpu, rss) = peak;
-    println!(
-        "delivered: {} entries in {elapsed:.2} s",
-        counter.0.load(Ordering::Relaxed)
-    );
+    println!("delivered: {} entries in {elapsed:.2} s", delivered());
     println!("lines/s:   {:.0}", lines as f64 / elapsed);
     println!("MB/s:      {:.1}", bytes as f64 / 1e6 / elapsed);
     println!("CPU s per million lines: {:.2}", cpu / (lines as f64 / 1e6));

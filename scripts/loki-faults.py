@@ -1,0 +1,564 @@
+#!/usr/bin/env python3
+"""Fault scenarios against a real Loki, counted in Loki.
+
+The fault suite (tests/faults.rs) runs against a mock Loki that keeps entries by Loki's rule.
+This script runs the same kinds of scenario with the release binary against a real Loki 3.x and
+counts what Loki holds afterwards: every written line carries what makes it countable (a
+sequence number, or for the repeated-lines scenarios nothing at all, counted as a multiset),
+and all of a run's entries are fetched back with `query_range` (paged) and compared with what
+was written: lost = written but not in Loki, duplicated = in Loki more often than written.
+
+Usage:
+  scripts/loki-faults.py [options] SCENARIO...      (or `all`)
+
+Scenarios:
+  repeated                       5,000 lines cycling through 5 messages, one file
+  repeated-two-files             the same in two files, one stream (labeldrop filename)
+  rotate-while-down              Loki unreachable; 2,000 JSON lines; mv app.log app.log.1; 2,000
+                                 more in a new app.log; kill -9; restart with Loki reachable
+  rotate-while-down-copytruncate the same with cp + truncate
+  rotate-while-down-compress     the same, app.log.1 gzipped before the restart (its lines are
+                                 lost; ferrotail_rotation_lost_bytes_total must count them)
+  rename-under-load              --lines per file at --rate lines/s, renamed to .1 every
+                                 --rotate-every lines, the previous .1 deleted; --files at once
+  copytruncate-under-load        the same with copytruncate
+  kill9                          a backlog of --lines JSON lines, sync_period 1s, SIGKILL at a
+                                 random point between 20 % and 80 % of it (--kills times)
+
+Options:
+  --binary PATH     ferrotail binary (default target/release/ferrotail)
+  --promtail        also run the scenario through Promtail (PROMTAIL, default
+                    $LOKI_HOME/bin/promtail) and print its figures beside ferrotail's
+  --runs N          repeat each scenario N times (default 1)
+  --files K         files rotating at once in the *-under-load scenarios (default 1)
+  --lines N         lines per file (under-load: 300,000; kill9: 200,000)
+  --rate N          lines/s per file in the under-load scenarios (default 20,000)
+  --rotate-every N  lines between rotations (default 20,000)
+  --kills N         kill9: kills, each a fresh run (default 1)
+  --seed S          random seed (default 20261204)
+  --json            print one JSON object per run too
+
+Env:
+  LOKI_URL   a running Loki to use (e.g. http://127.0.0.1:3100); without it the script starts
+             its own from $LOKI_HOME/bin/loki (default $HOME/loki-3.4.6) on a free port with
+             its own data dir, and stops it at the end.
+
+Each run prints `scenario [shipper] run i: written W, in Loki K, lost L, duplicated D (x %)`.
+Exit code: 0 when ferrotail lost nothing (except the compress scenario, where the loss must
+equal what ferrotail counted), 1 otherwise, 2 when it cannot run.
+"""
+import argparse, collections, gzip, json, os, random, shutil, signal, socket, subprocess, sys
+import tempfile, threading, time, urllib.parse, urllib.request
+
+MESSAGES = ["connection reset by peer", "retrying request", "GET /health 200",
+            "cache miss for key user:42", "request completed"]
+HOME = os.environ.get("LOKI_HOME", os.path.join(os.path.expanduser("~"), "loki-3.4.6"))
+WAIT = 180  # seconds a run may take to reach Loki after the last line is written
+
+LOKI_CONFIG = """auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: {port}
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: {grpc}
+  log_level: warn
+  grpc_server_max_recv_msg_size: 268435456
+  grpc_server_max_send_msg_size: 268435456
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: {data}
+  storage:
+    filesystem:
+      chunks_directory: {data}/chunks
+      rules_directory: {data}/rules
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+ingester:
+  lifecycler:
+    join_after: 0s
+    min_ready_duration: 0s
+    final_sleep: 0s
+schema_config:
+  configs:
+    - from: 2020-10-24
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index:
+        prefix: index_
+        period: 24h
+limits_config:
+  ingestion_rate_mb: 1024
+  ingestion_burst_size_mb: 1024
+  per_stream_rate_limit: 1GB
+  per_stream_rate_limit_burst: 1GB
+  max_global_streams_per_user: 0
+  reject_old_samples: false
+  creation_grace_period: 24h
+  max_entries_limit_per_query: 100000
+  max_query_length: 0
+  max_query_series: 100000
+  query_timeout: 5m
+  unordered_writes: true
+  discover_service_name: []
+  discover_log_levels: false
+  shard_streams:
+    enabled: false
+query_range:
+  cache_results: false
+analytics:
+  reporting_enabled: false
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def get(url, timeout=30):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def ready(url):
+    try:
+        with urllib.request.urlopen(url + "/ready", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def wait_for(what, cond, limit, step=0.1):
+    deadline = time.time() + limit
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise SystemExit("loki-faults: timed out after %ds waiting for %s" % (limit, what))
+        time.sleep(step)
+
+
+class Loki:
+    """A Loki of our own (or the one at LOKI_URL)."""
+
+    def __init__(self, tmp):
+        self.url = os.environ.get("LOKI_URL", "").rstrip("/")
+        self.proc = None
+        if self.url:
+            if not ready(self.url):
+                raise SystemExit("loki-faults: LOKI_URL %s is not ready" % self.url)
+            return
+        binary = os.path.join(HOME, "bin", "loki")
+        if not os.access(binary, os.X_OK):
+            print("loki-faults: no Loki at %s (build it with build-loki.sh, or set LOKI_URL)" % binary)
+            sys.exit(2)
+        port = free_port()
+        self.url = "http://127.0.0.1:%d" % port
+        data = os.path.join(tmp, "loki-data")
+        os.makedirs(data)
+        cfg = os.path.join(tmp, "loki.yaml")
+        with open(cfg, "w") as f:
+            f.write(LOKI_CONFIG.format(port=port, grpc=free_port(), data=data))
+        self.log = open(os.path.join(tmp, "loki.log"), "w")
+        self.proc = subprocess.Popen([binary, "-config.file=" + cfg], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for("Loki to be ready", lambda: self.proc.poll() is None and ready(self.url), 120, 0.5)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def count(self, job):
+        now = time.time_ns()
+        q = 'sum(count_over_time({job="%s"}[6h]))' % job
+        u = self.url + "/loki/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": str(now)})
+        res = json.loads(get(u))["data"]["result"]
+        return int(float(res[0]["value"][1])) if res else 0
+
+    def entries(self, job):
+        """Every entry of `job` in the last 6 h: a list of lines (one per entry Loki holds)."""
+        end = time.time_ns() + 60 * 10**9
+        start = end - 6 * 3600 * 10**9
+        seen = set()
+        lines = []
+        while True:
+            u = self.url + "/loki/api/v1/query_range?" + urllib.parse.urlencode({
+                "query": '{job="%s"}' % job, "start": str(start), "end": str(end),
+                "limit": "5000", "direction": "forward"})
+            result = json.loads(get(u, 120))["data"]["result"]
+            page = []
+            for stream in result:
+                key = json.dumps(stream["stream"], sort_keys=True)
+                for v in stream["values"]:
+                    page.append((int(v[0]), key, v[1]))
+            new = [e for e in page if e not in seen]
+            if not new:
+                return lines
+            for e in new:
+                seen.add(e)
+                lines.append(e[2])
+            # the next page starts at the last timestamp (inclusive; seen entries are skipped)
+            start = max(e[0] for e in page)
+            if len(page) < 5000:
+                return lines
+
+
+class Shipper:
+    """ferrotail or Promtail running one config."""
+
+    def __init__(self, binary, config, log, port):
+        self.port = port
+        self.log = open(log, "a")
+        self.proc = subprocess.Popen([binary, "-config.file=" + config], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def metrics(self):
+        try:
+            text = get("http://127.0.0.1:%d/metrics" % self.port, 5)
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+    def metric(self, name, label=""):
+        return sum(v for k, v in self.metrics().items()
+                   if (k == name or k.startswith(name + "{")) and label in k)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def config(path, d, job, url, glob, sync="10s", stages=""):
+    port = free_port()
+    with open(path, "w") as f:
+        f.write("""server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %d
+  grpc_listen_port: 0
+  log_level: info
+positions:
+  filename: %s/positions.yaml
+  sync_period: %s
+clients:
+  - url: %s/loki/api/v1/push
+scrape_configs:
+  - job_name: %s
+%s    static_configs:
+      - targets: [localhost]
+        labels:
+          job: %s
+          __path__: %s
+""" % (port, d, sync, url, job, stages, job, glob))
+    return port
+
+
+def dead_url():
+    return "http://127.0.0.1:%d" % free_port()
+
+
+def write(path, lines, mode="a"):
+    with open(path, mode) as f:
+        f.write("".join(l + "\n" for l in lines))
+
+
+def json_lines(job, gen, n, start=0):
+    return ['{"ts":"2026-12-04T05:%02d:%02d.%06dZ","level":"info","msg":"%s","job":"%s","gen":%d,"seq":%d}'
+            % (gen % 60, (start + i) // 1000 % 60, (start + i) % 1000 * 997, MESSAGES[(start + i) % 5],
+               job, gen, start + i) for i in range(n)]
+
+
+def tally(written, stored):
+    w, s = collections.Counter(written), collections.Counter(stored)
+    lost = sum(max(0, n - s.get(l, 0)) for l, n in w.items())
+    dup = sum(max(0, n - w.get(l, 0)) for l, n in s.items() if l in w)
+    unexpected = sum(n for l, n in s.items() if l not in w)
+    return {"written": len(written), "in_loki": len(stored), "lost": lost, "duplicated": dup,
+            "unexpected": unexpected}
+
+
+def settle(loki, job, want, shipper, limit=WAIT):
+    """Waits until Loki holds `want` entries of `job`, or the count stops moving for 20 s."""
+    deadline, last, since = time.time() + limit, -1, time.time()
+    while time.time() < deadline:
+        n = loki.count(job)
+        if n >= want:
+            # a little longer: duplicates may still be on their way
+            time.sleep(2)
+            return
+        if n != last:
+            last, since = n, time.time()
+        elif time.time() - since > 20 and shipper.proc.poll() is None:
+            return
+        time.sleep(0.5)
+
+
+class Run:
+    def __init__(self, args, loki, tmp, scenario, shipper, i):
+        self.args, self.loki, self.shipper_name, self.i = args, loki, shipper, i
+        self.job = "lf-%s-%s-%d-%d" % (scenario, shipper, i, random.randrange(10**6))
+        self.dir = tempfile.mkdtemp(prefix=self.job + ".", dir=tmp)
+        self.binary = args.binary if shipper == "ferrotail" else args.promtail_binary
+        self.log = os.path.join(self.dir, "shipper.out")  # not matched by *.log
+        self.extra = {}
+
+    def start(self, url=None, glob=None, sync="10s", stages="", name="config.yaml"):
+        cfg = os.path.join(self.dir, name)
+        port = config(cfg, self.dir, self.job, url or self.loki.url,
+                      glob or os.path.join(self.dir, "*.log"), sync, stages)
+        s = Shipper(self.binary, cfg, self.log, port)
+        wait_for("the shipper's /metrics", lambda: s.proc.poll() is not None or s.metrics(), 30)
+        if s.proc.poll() is not None:
+            raise SystemExit("loki-faults: %s exited at start; its log:\n%s" % (self.binary, open(self.log).read()))
+        return s
+
+
+def repeated(run, two_files=False):
+    lines = [MESSAGES[i % 5] for i in range(5000)]
+    if two_files:
+        write(os.path.join(run.dir, "a.log"), lines[:2500])
+        write(os.path.join(run.dir, "b.log"), lines[2500:])
+        s = run.start(stages="    pipeline_stages:\n      - labeldrop: [filename]\n")
+    else:
+        write(os.path.join(run.dir, "app.log"), lines)
+        s = run.start()
+    settle(run.loki, run.job, len(lines), s)
+    s.stop()
+    return lines
+
+
+def rotate_while_down(run, how):
+    log, rotated = os.path.join(run.dir, "app.log"), os.path.join(run.dir, "app.log.1")
+    first, second = json_lines(run.job, 1, 2000), json_lines(run.job, 2, 2000)
+    write(log, first)
+    s = run.start(url=dead_url(), name="down.yaml")
+    size = os.path.getsize(log)
+    wait_for("the first generation read",
+             lambda: s.metric("promtail_read_bytes_total", 'path="%s"' % log) >= size, 60)
+    time.sleep(1)  # what a shipper writes down of it, it has by now
+    if how == "copytruncate":
+        shutil.copy(log, rotated)
+        os.truncate(log, 0)
+    else:
+        os.rename(log, rotated)
+    write(log, second)
+    size2 = os.path.getsize(log)
+    wait_for("the second generation read",
+             lambda: s.metric("promtail_read_bytes_total", 'path="%s"' % log) >= size2
+             and (run.shipper_name != "ferrotail"
+                  or s.metric("ferrotail_inflight_bytes") >= size + size2), 60)
+    time.sleep(1)
+    if how == "compress":
+        subprocess.run(["gzip", rotated], check=True)
+    s.kill9()
+    s = run.start()
+    settle(run.loki, run.job, 4000, s, 90)
+    if how == "compress":
+        lost = s.metric("ferrotail_rotation_lost_bytes_total")
+        run.extra["counted_lost_bytes"] = int(lost)
+        run.extra["compressed_generation_bytes"] = size
+    s.stop()
+    return first + second
+
+
+def writer(path, n, rate, rotate_every, how, rng, out):
+    """One service writing `n` lines at `rate`/s, rotated every `rotate_every` lines."""
+    f = open(path, "a")
+    name = os.path.basename(path)
+    burst = max(1, rate // 100)
+    t0, written = time.time(), 0
+    while written < n:
+        k = min(burst, n - written)
+        lines = ['level=warn file=%s seq=%07d msg="%s"' % (name, written + j, MESSAGES[(written + j) % 5])
+                 for j in range(k)]
+        f.write("".join(l + "\n" for l in lines))
+        f.flush()
+        out.extend(lines)
+        before = written
+        written += k
+        if written // rotate_every != before // rotate_every and written < n:
+            rotated = path + ".1"
+            if how == "rename":
+                try:
+                    os.remove(rotated)
+                except FileNotFoundError:
+                    pass
+                os.rename(path, rotated)
+                # the service writes a few more lines before it reopens its file
+                late = ['level=info file=%s seq=%07d msg="late write"' % (name, written + j)
+                        for j in range(rng.randrange(0, 20))]
+                f.write("".join(l + "\n" for l in late))
+                f.flush()
+                out.extend(late)
+                written += len(late)
+                f.close()
+                time.sleep(rng.random() * 0.004)
+                f = open(path, "a")
+            else:
+                shutil.copy(path, rotated)
+                os.truncate(path, 0)
+        ahead = written / rate - (time.time() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    f.close()
+
+
+def under_load(run, how):
+    a = run.args
+    s = run.start()
+    rng = random.Random(a.seed + run.i)
+    outs, threads = [], []
+    for k in range(a.files):
+        path = os.path.join(run.dir, "app-%d.log" % k)
+        open(path, "a").close()
+        out = []
+        outs.append(out)
+        threads.append(threading.Thread(target=writer, args=(
+            path, a.lines, a.rate, a.rotate_every, how, random.Random(rng.random()), out)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    written = [l for o in outs for l in o]
+    settle(run.loki, run.job, len(written), s)
+    s.stop()
+    return written
+
+
+def kill9(run):
+    a = run.args
+    log = os.path.join(run.dir, "app.log")
+    lines = json_lines(run.job, 0, a.lines)
+    write(log, lines)
+    rng = random.Random(a.seed + run.i)
+    at = int(len(lines) * rng.uniform(0.2, 0.8))
+    s = run.start(sync="1s")
+    wait_for("%d lines in Loki" % at, lambda: run.loki.count(run.job) >= at, WAIT, 0.05)
+    s.kill9()
+    run.extra["killed_at"] = run.loki.count(run.job)
+    s = run.start(sync="1s")
+    settle(run.loki, run.job, len(lines), s)
+    s.stop()
+    return lines
+
+
+SCENARIOS = {
+    "repeated": lambda r: repeated(r),
+    "repeated-two-files": lambda r: repeated(r, True),
+    "rotate-while-down": lambda r: rotate_while_down(r, "rename"),
+    "rotate-while-down-copytruncate": lambda r: rotate_while_down(r, "copytruncate"),
+    "rotate-while-down-compress": lambda r: rotate_while_down(r, "compress"),
+    "rename-under-load": lambda r: under_load(r, "rename"),
+    "copytruncate-under-load": lambda r: under_load(r, "copytruncate"),
+    "kill9": kill9,
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenarios", nargs="+")
+    p.add_argument("--binary", default="target/release/ferrotail")
+    p.add_argument("--promtail", action="store_true")
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--files", type=int, default=1)
+    p.add_argument("--lines", type=int)
+    p.add_argument("--rate", type=int, default=20000)
+    p.add_argument("--rotate-every", type=int, default=20000)
+    p.add_argument("--kills", type=int, default=1)
+    p.add_argument("--seed", type=int, default=20261204)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    names = list(SCENARIOS) if a.scenarios == ["all"] else a.scenarios
+    for n in names:
+        if n not in SCENARIOS:
+            p.error("unknown scenario %r (one of: %s, all)" % (n, ", ".join(SCENARIOS)))
+    a.binary = os.path.abspath(a.binary)
+    if not os.access(a.binary, os.X_OK):
+        print("loki-faults: no ferrotail binary at %s (cargo build --release)" % a.binary)
+        return 2
+    a.promtail_binary = os.environ.get("PROMTAIL", os.path.join(HOME, "bin", "promtail"))
+    if a.promtail and not os.access(a.promtail_binary, os.X_OK):
+        print("loki-faults: no Promtail at %s" % a.promtail_binary)
+        return 2
+    random.seed(a.seed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+    tmp = tempfile.mkdtemp(prefix="loki-faults.")
+    loki = None
+    failed = False
+    try:
+        loki = Loki(tmp)
+        for name in names:
+            runs = a.kills if name == "kill9" else a.runs
+            lines_default = a.lines
+            if a.lines is None:
+                a.lines = 200000 if name == "kill9" else 300000
+            for shipper in ["ferrotail"] + (["promtail"] if a.promtail else []):
+                totals = collections.Counter()
+                dups = []
+                for i in range(runs):
+                    run = Run(a, loki, tmp, name, shipper, i)
+                    written = SCENARIOS[name](run)
+                    t = tally(written, loki.entries(run.job))
+                    t.update(run.extra)
+                    pct = 100.0 * t["duplicated"] / max(1, t["written"])
+                    dups.append(pct)
+                    print("%s [%s] run %d: written %d, in Loki %d, lost %d, duplicated %d (%.2f %%)%s"
+                          % (name, shipper, i, t["written"], t["in_loki"], t["lost"], t["duplicated"],
+                             pct, "".join(", %s %s" % kv for kv in run.extra.items())), flush=True)
+                    if a.json:
+                        print(json.dumps(dict(t, scenario=name, shipper=shipper, run=i)), flush=True)
+                    for k in ("written", "in_loki", "lost", "duplicated"):
+                        totals[k] += t[k]
+                    if shipper == "ferrotail":
+                        if name == "rotate-while-down-compress":
+                            lost_bytes = sum(len(l) + 1 for l in written[:2000])
+                            failed |= t["lost"] != 2000 or run.extra.get("counted_lost_bytes") != lost_bytes
+                        else:
+                            failed |= t["lost"] > 0
+                        if t["lost"] > 0 or t["unexpected"] > 0:
+                            print("  (run kept for a look: %s)" % run.dir)
+                    if not (t["lost"] or t["unexpected"]):
+                        shutil.rmtree(run.dir, ignore_errors=True)
+                if runs > 1:
+                    dups.sort()
+                    print("%s [%s] %d runs: written %d, lost %d, duplicated %d; duplicated %% min %.2f median %.2f max %.2f"
+                          % (name, shipper, runs, totals["written"], totals["lost"], totals["duplicated"],
+                             dups[0], dups[len(dups) // 2], dups[-1]), flush=True)
+            a.lines = lines_default
+    finally:
+        if loki:
+            loki.stop()
+        if not failed:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
