@@ -531,6 +531,7 @@ async fn rotate_while_behind(scenario: &str, gens: usize, after: impl Fn(&Path))
     wait_all(&mock, &lines, &ft).await;
     assert!(ft.stop().success());
     Tally::of(scenario, &lines, &mock.entries()).assert_exactly_once();
+    assert_promtail_can_read(&dir.path().join("positions.yaml"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,6 +623,7 @@ async fn copytruncate_while_behind(compress_copy: bool) {
         &all,
         &mock.entries(),
     );
+    assert_promtail_can_read(&dir.path().join("positions.yaml"));
     if !compress_copy {
         t.assert_exactly_once();
         assert_eq!(lost_bytes, 0.0, "nothing counted as lost");

@@ -92,6 +92,7 @@ async fn repeated_lines_of_two_files_in_one_stream_are_all_kept() {
     )
     .assert_exactly_once();
     assert_increasing_per_stream(&mock);
+    assert_promtail_can_read(&dir.path().join("positions.yaml"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
