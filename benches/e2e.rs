@@ -12,7 +12,9 @@
 //! With `LOKI_URL`, ferrotail pushes to that Loki (no auth) under a job label of its own, and
 //! the run ends when Loki's `count_over_time` for that label reaches the backlog: the figure
 //! then includes Loki's ingestion, as a user sees it. `FERROTAIL_BENCH_INFLIGHT` sets
-//! `ferrotail.inflight_bytes` (default: ferrotail's own default).
+//! `ferrotail.inflight_bytes` (default: ferrotail's own default). `FERROTAIL_BENCH_BINARY` runs
+//! another shipper that reads the same config instead (Promtail: the figures compare like for
+//! like; leave `FERROTAIL_BENCH_INFLIGHT` unset, Promtail refuses the `ferrotail` block).
 //!
 //! CPU time and peak RSS come from /proc/<pid>/stat and /proc/<pid>/status (VmHWM) of the
 //! ferrotail process, read just before it is asked to stop, so the receiver's own work (snappy
@@ -202,12 +204,16 @@ scrape_configs:
     )
     .expect("writing the config");
 
+    // Another shipper that reads the same config (Promtail) can be measured the same way.
+    let binary = std::env::var("FERROTAIL_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferrotail").into());
+    println!("shipper: {binary}");
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotail"))
+    let mut child = Command::new(&binary)
         .arg(format!("-config.file={}", config.display()))
         .stdout(Stdio::null())
         .spawn()
-        .expect("starting ferrotail");
+        .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
     let pid = child.id();
     let mut peak = (0.0, 0);
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -26,4 +26,4 @@ pub use generations::{
     FINGERPRINT_BYTES, Fingerprint, GenHandle, PathState, Phase, ResumePlan, SavedGeneration,
 };
 pub use store::{FileIdentity, Positions, SavedPath, SavedPosition, Snapshot};
-pub use writer::{MIN_SYNC_PERIOD, PositionsWriter, SAVE_COALESCE};
+pub use writer::{MIN_SAVE_GAP, MIN_SYNC_PERIOD, PositionsWriter};

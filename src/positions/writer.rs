@@ -1,10 +1,12 @@
 //! The positions writer task.
 //!
-//! It saves soon after something a save writes has changed (a commit, a generation added or
-//! left: [`Positions::dirty`]), at most once every [`SAVE_COALESCE`] so that a stream of commits
-//! costs a few small writes a second, and in any case every `sync_period` (spec §6.2); what a
-//! `kill -9` re-sends is then what was in flight, not what was acknowledged but not yet written
-//! down. Every `sync_period` it also forgets files that no longer exist (spec §6.4). All file
+//! It saves as soon as something a save writes has changed (a commit, a generation added or
+//! left: [`Positions::dirty`]), and in any case every `sync_period` (spec §6.2); what a `kill -9`
+//! re-sends is then what was in flight, not what was acknowledged but not yet written down.
+//! Saves are coalesced: one at a time, and the next one started by changes waits at least
+//! [`MIN_SAVE_GAP`] and as long as the last one took, so commits that come faster are written
+//! together and saving, even a large file (10,000 paths) under a stream of commits, keeps one
+//! thread at most half busy (most of a small save is waiting for `fsync`). Every `sync_period` it also forgets files that no longer exist (spec §6.4). All file
 //! work is on a blocking thread. It does not save on shutdown: the final save belongs after the
 //! last entries have been flushed and acknowledged, so the caller runs [`Positions::save`]
 //! itself at that point.
@@ -23,8 +25,10 @@ use super::store::Positions;
 pub const MIN_SYNC_PERIOD: Duration = Duration::from_millis(100);
 
 /// The shortest time between two saves started by changes: commits that come faster are
-/// written together.
-pub const SAVE_COALESCE: Duration = Duration::from_millis(50);
+/// written together. Short, because at a backlog's pace (300,000 lines/s against a local
+/// Loki) every millisecond between an acknowledgement and its save is 300 lines a crash would
+/// send again; a save of a small positions file takes about a millisecond.
+pub const MIN_SAVE_GAP: Duration = Duration::from_millis(5);
 
 /// Saves the positions every sync period until shut down.
 #[derive(Debug)]
@@ -48,13 +52,13 @@ impl PositionsWriter {
     /// next change or period.
     pub async fn run(self, shutdown: CancellationToken) {
         let period = self.sync_period;
-        let coalesce = SAVE_COALESCE.min(period);
         let dirty = self.positions.dirty();
         let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
         // After a slow save (e.g. a hung NFS mount), wait a full period rather than catching up
         // with a burst of saves.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_save = Instant::now();
+        let mut last_took = Duration::ZERO;
         // After a failed save (full disk, read-only mount), changes wait for the next period:
         // one error a period in the log, not twenty a second.
         let mut failing = false;
@@ -68,27 +72,55 @@ impl PositionsWriter {
                 // Changes that arrive meanwhile leave a permit behind: the next round saves them.
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep_until(last_save + coalesce) => {}
+                    _ = tokio::time::sleep_until(last_save + gap(last_took, period)) => {}
                 }
             }
             let positions = Arc::clone(&self.positions);
             let done = tokio::task::spawn_blocking(move || {
+                // The cost of the save itself, not the wait for a blocking thread.
+                let started = std::time::Instant::now();
                 // The error is already logged and counted; a later round retries.
                 let saved = positions.save().is_ok();
+                let took = started.elapsed();
                 if periodic {
                     positions.cleanup();
                 }
-                saved
+                (saved, took)
             })
             .await;
             last_save = Instant::now();
             failing = match done {
-                Ok(saved) => !saved,
+                Ok((saved, took)) => {
+                    last_took = took;
+                    !saved
+                }
                 Err(e) => {
                     error!(error = %e, "The positions save task failed.");
                     true
                 }
             };
         }
+    }
+}
+
+/// How long a save started by changes waits after the last one, which took `took`.
+fn gap(took: Duration, period: Duration) -> Duration {
+    MIN_SAVE_GAP.max(took).min(period)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gap_follows_the_cost_of_a_save_within_the_period() {
+        let period = Duration::from_secs(10);
+        assert_eq!(gap(Duration::ZERO, period), MIN_SAVE_GAP);
+        assert_eq!(gap(Duration::from_micros(800), period), MIN_SAVE_GAP);
+        assert_eq!(
+            gap(Duration::from_millis(30), period),
+            Duration::from_millis(30)
+        );
+        assert_eq!(gap(Duration::from_secs(60), period), period);
     }
 }

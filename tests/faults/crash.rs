@@ -231,9 +231,9 @@ async fn rotated_while_stopped_is_read_from_where_it_was_left() {
 /// restarts. Positions are saved soon after each acknowledgement (not only every
 /// `sync_period`, here 10 s), so what a kill re-sends is bounded by what could be acknowledged
 /// between two saves, whatever the in-flight budget: the requests in flight at the kill and
-/// those answered since the last save. With the mock answering each push after 20 ms, the
-/// 50 ms coalescing of saves lets at most a few batches through per sender; the bound
-/// allows `concurrency + 3` full batches per kill.
+/// those answered since the last save. With the mock answering each push after 20 ms and a
+/// save a few milliseconds after each acknowledgement, at most a batch or two get through per
+/// sender; the bound allows `concurrency + 3` full batches per kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_re_sends_only_the_requests_between_two_saves() {
     const WIDTH: usize = 120;
