@@ -536,15 +536,17 @@ def main():
                         print(json.dumps(dict(t, scenario=name, shipper=shipper, run=i)), flush=True)
                     for k in ("written", "in_loki", "lost", "duplicated"):
                         totals[k] += t[k]
+                    bad = t["unexpected"] > 0
                     if shipper == "ferrotail":
                         if name == "rotate-while-down-compress":
                             lost_bytes = sum(len(l) + 1 for l in written[:2000])
-                            failed |= t["lost"] != 2000 or run.extra.get("counted_lost_bytes") != lost_bytes
+                            bad |= t["lost"] != 2000 or run.extra.get("counted_lost_bytes") != lost_bytes
                         else:
-                            failed |= t["lost"] > 0
-                        if t["lost"] > 0 or t["unexpected"] > 0:
-                            print("  (run kept for a look: %s)" % run.dir)
-                    if not (t["lost"] or t["unexpected"]):
+                            bad |= t["lost"] > 0
+                        failed |= bad
+                    if bad:
+                        print("  (run kept for a look: %s)" % run.dir)
+                    else:
                         shutil.rmtree(run.dir, ignore_errors=True)
                 if runs > 1:
                     dups.sort()
