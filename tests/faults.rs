@@ -676,17 +676,28 @@ async fn file_deleted_while_read() {
     Tally::of("file_deleted_while_read", &lines, &mock.entries()).assert_exactly_once();
 }
 
+/// How a late-writes scenario rotates.
+#[derive(Clone, Copy)]
+enum LateWrites {
+    /// The new file is created at once, and the late lines written once its lines arrived.
+    AfterTheNewFile,
+    /// The path stays empty for a while (three glob evaluations), then the late lines are
+    /// written and the new file is created.
+    WhileThePathIsEmpty,
+}
+
 /// logrotate renames, and the service reopens only on its `postrotate` signal: until then its
-/// lines still go through the old descriptor into the rotated file. They are written here once
-/// ferrotail has moved on to the new file (its lines arrived), so only the grace period in
-/// which a rotated generation is still read (ROTATE_WAIT, 5 s) can ship them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_written_through_the_old_descriptor_after_a_rename_are_shipped() {
+/// lines still go through the old descriptor into the rotated file. Only the grace period in
+/// which a rotated generation is still read (ROTATE_WAIT, 5 s) can ship them: written once
+/// ferrotail has moved on to the new file, or once the glob has been evaluated with the path
+/// missing (which used to stop the reader at once).
+async fn late_writes_after_a_rename(scenario: &str, how: LateWrites) {
     use std::io::Write as _;
     let mock = MockLoki::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
-    let cfg = config(dir.path(), &mock, &log.display().to_string(), "", "");
+    let glob = dir.path().join("*.log");
+    let cfg = config(dir.path(), &mock, &glob.display().to_string(), "", "");
     let before = fixed_lines("before-rotation", 0..2000, 120);
     let late = fixed_lines("late-write", 0..500, 120);
     let after = fixed_lines("new-file", 0..2000, 120);
@@ -706,14 +717,39 @@ async fn lines_written_through_the_old_descriptor_after_a_rename_are_shipped() {
     let ft = Ferrotail::start(dir.path(), &cfg, &[]);
     wait_all(&mock, &before, &ft).await;
     std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
-    append_bytes(&log, &after);
-    wait_all(&mock, &after, &ft).await;
-    write(&mut service, &late);
+    match how {
+        LateWrites::AfterTheNewFile => {
+            append_bytes(&log, &after);
+            wait_all(&mock, &after, &ft).await;
+            write(&mut service, &late);
+        }
+        LateWrites::WhileThePathIsEmpty => {
+            // Part of the scenario, not a wait for an event: the path stays empty across
+            // three evaluations of the glob (`target_config.sync_period: 200ms`).
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            write(&mut service, &late);
+            append_bytes(&log, &after);
+        }
+    }
     drop(service);
-    wait_all(&mock, &late, &ft).await;
-    assert!(ft.stop().success());
     let all: Vec<Bytes> = [before, late, after].concat();
-    Tally::of("late_writes_after_rename", &all, &mock.entries()).assert_exactly_once();
+    wait_all(&mock, &all, &ft).await;
+    assert!(ft.stop().success());
+    Tally::of(scenario, &all, &mock.entries()).assert_exactly_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_written_through_the_old_descriptor_after_a_rename_are_shipped() {
+    late_writes_after_a_rename("late_writes_after_rename", LateWrites::AfterTheNewFile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_written_through_the_old_descriptor_while_the_path_is_empty_are_shipped() {
+    late_writes_after_a_rename(
+        "late_writes_while_the_path_is_empty",
+        LateWrites::WhileThePathIsEmpty,
+    )
+    .await;
 }
 
 /// Whether process `pid` still has `path` open after it was deleted.

@@ -255,17 +255,25 @@ impl Discovery {
         if !unmatched.is_empty() {
             // Walking ignores I/O errors (as doublestar does), so a transient error (EMFILE, a
             // directory briefly unreadable) would make files look unmatched, and stopping them
-            // deletes their positions: everything would be read again. Static globs only stop
-            // matching a path when it stops being a regular file, so check that first.
-            let gone = tokio::task::spawn_blocking(move || {
+            // deletes their positions: everything would be read again. A path that is no longer
+            // there is left to its reader: it sees the file go, reads what is still written to
+            // it for ROTATE_WAIT, opens a file that appears at the path meanwhile, and ends by
+            // itself. Stopping it here, in the gap between a rename and the new file, made it
+            // miss the new generation (and lose it when that was rotated away before the next
+            // glob evaluation). Only a path that is still there but no longer a regular file
+            // (static globs match nothing else) is stopped.
+            let stop = tokio::task::spawn_blocking(move || {
                 unmatched
                     .into_iter()
-                    .filter(|(_, p)| !std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+                    .filter(|(_, p)| {
+                        std::fs::symlink_metadata(p).is_ok()
+                            && !std::fs::metadata(p).is_ok_and(|m| m.is_file())
+                    })
                     .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
-            for key in gone {
+            for key in stop {
                 if let Some(running) = self.readers.get(&key) {
                     tracing::info!(job = %self.targets[key.0].job, path = %key.1.display(), "Path no longer matches; its reader stops after reading what the file holds.");
                     running.stop.cancel();
@@ -414,7 +422,9 @@ impl Discovery {
         if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing) {
             self.forget_path(&key.1);
         }
-        if matches!(exit, Exit::Deleted | Exit::Missing) && !self.shutdown.is_cancelled() {
+        if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing)
+            && !self.shutdown.is_cancelled()
+        {
             self.created(vec![key.1]).await;
         }
     }
