@@ -6,10 +6,10 @@
 //! Saves are coalesced: one at a time, and the next one started by changes waits at least
 //! [`MIN_SAVE_GAP`] and as long as the last one took, so commits that come faster are written
 //! together and saving, even a large file (10,000 paths) under a stream of commits, keeps one
-//! thread at most half busy (most of a small save is waiting for `fsync`). Every `sync_period` it also forgets files that no longer exist (spec §6.4). All file
-//! work is on a blocking thread. It does not save on shutdown: the final save belongs after the
-//! last entries have been flushed and acknowledged, so the caller runs [`Positions::save`]
-//! itself at that point.
+//! thread at most half busy (most of a small save is waiting for `fsync`). Every `sync_period`
+//! it also forgets files that no longer exist (spec §6.4). All file work is on a blocking
+//! thread. It does not save on shutdown: the final save belongs after the last entries have
+//! been flushed and acknowledged, so the caller runs [`Positions::save`] itself at that point.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -421,11 +421,10 @@ impl Discovery {
         }
         if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing) {
             self.forget_path(&key.1);
-        }
-        if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Missing)
-            && !self.shutdown.is_cancelled()
-        {
-            self.created(vec![key.1]).await;
+            // A file may have appeared at the path while its reader was ending.
+            if !self.shutdown.is_cancelled() {
+                self.created(vec![key.1]).await;
+            }
         }
     }
 
