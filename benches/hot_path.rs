@@ -80,7 +80,7 @@ fn line_split(c: &mut Criterion) {
             let mut n = 0u64;
             for chunk in data.chunks(64 * 1024) {
                 buf.extend(chunk);
-                n += buf.split_lines(&mut out).lines;
+                n += buf.split_lines(&mut out, &mut Vec::new()).lines;
                 out.clear();
             }
             n

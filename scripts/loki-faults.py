@@ -23,7 +23,10 @@ Scenarios:
                                  --rotate-every lines, the previous .1 deleted; --files at once
   copytruncate-under-load        the same with copytruncate
   kill9                          a backlog of --lines JSON lines, sync_period 1s, SIGKILL at a
-                                 random point between 20 % and 80 % of it (--kills times)
+                                 random point between 20 % and 80 % of it (--kills times);
+                                 `sent_again` is what the restart pushed that Loki held at the
+                                 kill (an estimate: a push still in flight at the kill counts
+                                 as not held), `duplicated` what Loki kept twice
 
 Options:
   --binary PATH     ferrotail binary (default target/release/ferrotail)
@@ -465,7 +468,11 @@ def kill9(run):
     run.extra["killed_at"] = run.loki.count(run.job)
     s = run.start(sync="1s")
     settle(run.loki, run.job, len(lines), s)
+    # What the restarted shipper pushed that Loki already held: pushed again, whether Loki
+    # then kept it twice (duplicated) or merged it (same timestamp and line).
+    sent = int(s.metric("promtail_sent_entries_total"))
     s.stop()
+    run.extra["sent_again"] = max(0, sent - (len(lines) - run.extra["killed_at"]))
     return lines
 
 

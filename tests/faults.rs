@@ -394,8 +394,9 @@ async fn loki_down_for_a_backlog_larger_than_the_memory_budget() {
 }
 
 /// Kills ferrotail with SIGKILL `kills` times at random points while a writer appends, then
-/// checks that nothing was lost and that every line sent again after a kill lay at or after
-/// the position committed on disk at that kill.
+/// checks that nothing was lost, that every line sent again after a kill lay at or after the
+/// position committed on disk at that kill, and that Loki's rule merged every one of them: a
+/// restart gives lines it re-sends the timestamps of their first send.
 async fn kill_9_at_random_points(scenario: &str, seed: u64, kills: usize) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mock = MockLoki::start().await;
@@ -461,7 +462,17 @@ async fn kill_9_at_random_points(scenario: &str, seed: u64, kills: usize) {
             }
         }
     }
-    println!("{scenario}: {kills} kills, {} duplicates", t.duplicated);
+    println!(
+        "{scenario}: {kills} kills, {} sent again and merged, {} kept twice",
+        mock.merged(),
+        t.duplicated
+    );
+    assert_eq!(
+        t.duplicated, 0,
+        "{scenario}: lines sent again after a kill must carry the timestamps of their first \
+         send (so that Loki keeps them once); {} were kept twice",
+        t.duplicated
+    );
 }
 
 /// The committed offset of `file` in the positions file, if any.

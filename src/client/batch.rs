@@ -196,9 +196,8 @@ pub struct Sealed {
     pub body: Bytes,
     /// Number of entries in it.
     pub entries: usize,
-    /// The acknowledgements of those entries; dropping them acknowledges the entries. Never
-    /// read: held only for that drop.
-    #[allow(dead_code)]
+    /// The acknowledgements of those entries; dropping them acknowledges the entries. Read only
+    /// to wait for their stamps to be saved before the first attempt.
     pub acks: Vec<Ack>,
 }
 

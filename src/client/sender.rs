@@ -4,7 +4,8 @@
 //! A batch is dropped (which acknowledges its entries) only after a 2xx, a permanent rejection,
 //! `drop_rate_limited_batches` on a 429, or exhausted retries, each counted with its reason. On
 //! hard stop the batch is abandoned mid-way; the caller freezes the trackers first so that this
-//! does not count as an acknowledgement.
+//! does not count as an acknowledgement. A batch's first attempt waits (briefly) for the save
+//! that holds its read-time stamps (`positions::stamps`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,11 @@ use super::batch::Sealed;
 use super::settings::BackoffSettings;
 use super::transport::{Attempt, Transport};
 use crate::metrics::Metrics;
+use crate::positions::acks::stamps_saved;
+
+/// Longest a batch waits for the save that holds its lines' stamps. Saves follow changes
+/// within milliseconds; past this (a very slow disk) the batch goes anyway.
+pub const STAMPS_SAVED_WAIT: Duration = Duration::from_secs(1);
 
 /// What a failed or successful attempt leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +73,15 @@ impl<T: Transport> SendContext<T> {
     /// Delivers `batch` for `tenant` until it is delivered, dropped or the hard stop comes;
     /// returns the tenant so that the caller can schedule its next batch.
     pub async fn deliver(self: Arc<Self>, tenant: String, batch: Sealed) -> String {
+        // Pushed only once the stamps of its lines are saved, so that a crash re-sends them
+        // with the same timestamps and Loki keeps them once (usually no wait at all).
+        tokio::select! {
+            biased;
+            _ = self.hard_stop.cancelled() => return tenant,
+            saved = stamps_saved(&batch.acks, STAMPS_SAVED_WAIT) => if !saved {
+                tracing::debug!(client = %self.name, tenant = %tenant, "The stamps of a batch were not saved in time; pushing it anyway.");
+            },
+        }
         let mut backoff = Backoff::new(self.backoff);
         loop {
             let started = std::time::Instant::now();

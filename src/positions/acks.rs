@@ -16,13 +16,18 @@
 //!   drop from counting as an acknowledgement. (`panic = "abort"` in release builds keeps a
 //!   panicking task from doing the same.)
 //! - a chunk may carry a byte-budget permit; it is returned when the chunk completes, which is
-//!   what bounds the bytes in flight (DESIGN.md contract 3).
+//!   what bounds the bytes in flight (DESIGN.md contract 3);
+//! - a chunk whose read-time stamps are replayable ([`super::stamps`]) is pushed only once they
+//!   are saved: [`stamps_saved`] waits for the tracker's saved `through` to reach its end.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use super::stamps::StampGate;
 
 /// Ordered completion tracking for one source (one open file, one journal, ...).
 #[derive(Debug)]
@@ -31,6 +36,10 @@ pub struct Tracker {
     frozen: AtomicBool,
     /// Signalled whenever the committed position advances (the positions writer saves soon).
     on_commit: Option<Arc<Notify>>,
+    /// Tells when saves are on disk; `None`: stamps are never waited for.
+    gate: Option<Arc<StampGate>>,
+    /// How far this source's stamps are on disk (the `through` of the last save).
+    stamps_saved: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -46,15 +55,32 @@ struct State {
 impl Tracker {
     /// A tracker whose committed (and read) position starts at `start`.
     pub fn new(start: u64) -> Arc<Self> {
-        Self::build(start, None)
+        Self::build(start, None, None)
     }
 
     /// A tracker that signals `on_commit` each time its committed position advances.
     pub fn with_notify(start: u64, on_commit: Arc<Notify>) -> Arc<Self> {
-        Self::build(start, Some(on_commit))
+        Self::build(start, Some(on_commit), None)
     }
 
-    fn build(start: u64, on_commit: Option<Arc<Notify>>) -> Arc<Self> {
+    /// A tracker that signals `on_commit` on every commit, and whose stamped chunks wait for
+    /// `gate` before they are pushed; stamps up to `saved` are on disk already.
+    pub fn with_gate(
+        start: u64,
+        on_commit: Arc<Notify>,
+        gate: Arc<StampGate>,
+        saved: u64,
+    ) -> Arc<Self> {
+        let t = Self::build(start, Some(on_commit), Some(gate));
+        t.stamps_saved.store(saved, Ordering::Release);
+        t
+    }
+
+    fn build(
+        start: u64,
+        on_commit: Option<Arc<Notify>>,
+        gate: Option<Arc<StampGate>>,
+    ) -> Arc<Self> {
         Arc::new(Tracker {
             state: Mutex::new(State {
                 next_seq: 0,
@@ -64,6 +90,8 @@ impl Tracker {
             }),
             frozen: AtomicBool::new(false),
             on_commit,
+            gate,
+            stamps_saved: AtomicU64::new(0),
         })
     }
 
@@ -76,6 +104,17 @@ impl Tracker {
     /// Registers the next chunk, which ends at `end_offset`, and returns its acknowledgement.
     /// Chunks must be registered in read order with non-decreasing end offsets.
     pub fn chunk(self: &Arc<Self>, end_offset: u64, permit: Option<OwnedSemaphorePermit>) -> Ack {
+        self.stamped_chunk(end_offset, permit, false)
+    }
+
+    /// [`Tracker::chunk`] for a chunk whose stamps are replayable when saved up to its end
+    /// (`replayable`): it is then pushed only once they are.
+    pub fn stamped_chunk(
+        self: &Arc<Self>,
+        end_offset: u64,
+        permit: Option<OwnedSemaphorePermit>,
+        replayable: bool,
+    ) -> Ack {
         let seq = {
             let mut st = self.lock();
             let seq = st.next_seq;
@@ -87,8 +126,21 @@ impl Tracker {
         Ack(AckRepr::One(Arc::new(Chunk {
             tracker: Arc::clone(self),
             seq,
+            stamps_end: if replayable { end_offset } else { 0 },
             _permit: permit,
         })))
+    }
+
+    /// The stamps of this source are on disk up to `through` (a save finished).
+    pub fn stamps_saved(&self, through: u64) {
+        self.stamps_saved.fetch_max(through, Ordering::AcqRel);
+    }
+
+    /// Whether a chunk ending at `end` may be pushed: its stamps are saved, or nothing waits.
+    fn stamps_ready(&self, end: u64) -> bool {
+        end == 0
+            || self.stamps_saved.load(Ordering::Acquire) >= end
+            || self.gate.as_ref().is_none_or(|g| !g.waits())
     }
 
     /// Moves both the read and the committed position to `offset` when nothing is in flight
@@ -153,6 +205,8 @@ impl Tracker {
 struct Chunk {
     tracker: Arc<Tracker>,
     seq: u64,
+    /// End offset its stamps must be saved up to before it is pushed (0: none).
+    stamps_end: u64,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -160,6 +214,33 @@ impl Drop for Chunk {
     fn drop(&mut self) {
         self.tracker.complete(self.seq);
     }
+}
+
+/// Waits until every chunk of `acks` may be pushed (its stamps are saved, or nothing waits),
+/// at most `max`. Returns false when it gave up (the push goes ahead: at worst a crash
+/// re-sends these lines with new stamps, as if they were not replayable).
+pub async fn stamps_saved(acks: &[Ack], max: Duration) -> bool {
+    let wait = async {
+        let mut last: Option<&Arc<Chunk>> = None;
+        for chunk in acks.iter().flat_map(Ack::chunks) {
+            if last.is_some_and(|l| Arc::ptr_eq(l, chunk)) {
+                continue; // the lines of one chunk are usually side by side
+            }
+            last = Some(chunk);
+            let t = &chunk.tracker;
+            while !t.stamps_ready(chunk.stamps_end) {
+                let Some(gate) = &t.gate else { break };
+                let next = gate.next_save();
+                tokio::pin!(next);
+                next.as_mut().enable();
+                if t.stamps_ready(chunk.stamps_end) {
+                    break;
+                }
+                next.await;
+            }
+        }
+    };
+    tokio::time::timeout(max, wait).await.is_ok()
 }
 
 /// The acknowledgement an entry carries: none (sources without positions), one chunk, or several
@@ -179,6 +260,14 @@ impl Ack {
     /// An acknowledgement that tracks nothing (for sources that have no position).
     pub fn none() -> Self {
         Ack(AckRepr::None)
+    }
+
+    fn chunks(&self) -> &[Arc<Chunk>] {
+        match &self.0 {
+            AckRepr::None => &[],
+            AckRepr::One(c) => std::slice::from_ref(c),
+            AckRepr::Many(v) => v,
+        }
     }
 
     /// Makes `self` also hold `other`'s chunks, so that they complete only when `self` is done.

@@ -33,6 +33,7 @@ use std::time::Duration;
 use tracing::{debug, error, warn};
 
 use super::generations::{Fingerprint, ResumePlan, SavedGeneration};
+use super::stamps::{Mark, Stamps};
 use super::store::{FileIdentity, Positions, SavedPosition, Snapshot};
 use super::yaml::{self, SidecarEntry, SidecarGeneration};
 use crate::metrics::Metrics;
@@ -188,12 +189,15 @@ impl Positions {
             remove_stale_temporaries(path);
             remove_stale_temporaries(&sidecar_path);
         }
-        Ok(Arc::new(positions.with_backing(Backing {
-            settings: settings.clone(),
-            sidecar: sidecar_path,
-            metrics,
-            state: Mutex::new(state),
-        })))
+        Ok(Arc::new(positions.with_backing(
+            Backing {
+                settings: settings.clone(),
+                sidecar: sidecar_path,
+                metrics,
+                state: Mutex::new(state),
+            },
+            !settings.read_only,
+        )))
     }
 
     /// An in-memory map holding what a restart would read back from a save of `snapshot`
@@ -222,9 +226,16 @@ impl Positions {
             return Ok(());
         }
         let mut state = backing.lock();
+        let stamp_ends = self.stamp_ends();
         let snapshot = self.snapshot();
         let sidecar = sidecar_entries(&snapshot);
         let result = backing.write_both(&mut state, snapshot.values, sidecar);
+        if result.is_ok() {
+            for (tracker, through) in stamp_ends {
+                tracker.stamps_saved(through);
+            }
+        }
+        self.gate().saved(result.is_ok());
         if let Err(e) = &result {
             backing.metrics.positions_write_errors.inc();
             match e {
@@ -429,7 +440,8 @@ fn sidecar_entries(snapshot: &Snapshot) -> BTreeMap<String, SidecarEntry> {
         .files
         .iter()
         .filter_map(|(k, saved)| {
-            let current = saved.current?;
+            let current = saved.current.as_ref()?;
+            let (through, marks) = sidecar_marks(&current.stamps);
             Some((
                 k.clone(),
                 SidecarEntry {
@@ -440,6 +452,8 @@ fn sidecar_entries(snapshot: &Snapshot) -> BTreeMap<String, SidecarEntry> {
                     head: current.fingerprint.len,
                     hash: current.fingerprint.hash,
                     older: saved.older.iter().map(sidecar_generation).collect(),
+                    through,
+                    marks,
                 },
             ))
         })
@@ -447,6 +461,7 @@ fn sidecar_entries(snapshot: &Snapshot) -> BTreeMap<String, SidecarEntry> {
 }
 
 fn sidecar_generation(g: &SavedGeneration) -> SidecarGeneration {
+    let (through, marks) = sidecar_marks(&g.stamps);
     SidecarGeneration {
         dev: g.identity.dev,
         ino: g.identity.ino,
@@ -455,6 +470,32 @@ fn sidecar_generation(g: &SavedGeneration) -> SidecarGeneration {
         head: g.fingerprint.len,
         hash: g.fingerprint.hash,
         copied: g.copied,
+        through,
+        marks,
+    }
+}
+
+fn sidecar_marks(s: &Stamps) -> (u64, Vec<(u64, i64)>) {
+    if s.is_empty() {
+        return (0, Vec::new());
+    }
+    (
+        s.through,
+        s.marks.iter().map(|m| (m.offset, m.ts)).collect(),
+    )
+}
+
+/// Stamps as the sidecar had them; marks out of order (a hand-edited file) are not replayed.
+fn saved_stamps(through: u64, marks: &[(u64, i64)]) -> Stamps {
+    if !marks.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Stamps::default();
+    }
+    Stamps {
+        marks: marks
+            .iter()
+            .map(|&(offset, ts)| Mark { offset, ts })
+            .collect(),
+        through,
     }
 }
 
@@ -471,6 +512,7 @@ fn saved_generation(g: &SidecarGeneration) -> SavedGeneration {
         offset: g.offset,
         size: g.size,
         copied: g.copied,
+        stamps: saved_stamps(g.through, &g.marks),
     }
 }
 
@@ -505,8 +547,12 @@ fn resume_plans(
             offset: e.offset,
             size: e.size,
             copied: false,
+            stamps: saved_stamps(e.through, &e.marks),
         };
-        let current = if e.offset == value {
+        let trusted = e.offset == value;
+        let mut current_stamps = Stamps::default();
+        let current = if trusted {
+            current_stamps = at_path.stamps.clone();
             SavedPosition {
                 offset: value,
                 identity: Some(at_path.identity),
@@ -521,7 +567,8 @@ fn resume_plans(
             ResumePlan {
                 older,
                 current: Some(current),
-                current_size: if e.offset == value { e.size } else { 0 },
+                current_size: if trusted { e.size } else { 0 },
+                current_stamps,
             },
         );
     }

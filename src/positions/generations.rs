@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use super::acks::Tracker;
+use super::stamps::{Mark, StampGate, Stamps};
 use super::store::{FileIdentity, SavedPath, SavedPosition};
 
 /// How many leading bytes of a file its fingerprint covers (fewer while the file is shorter).
@@ -75,7 +76,7 @@ impl Fingerprint {
 }
 
 /// A generation as the sidecar saves it and a restarted reader looks for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedGeneration {
     /// `(dev, inode)` of the file.
     pub identity: FileIdentity,
@@ -88,6 +89,8 @@ pub struct SavedGeneration {
     /// Its content was truncated away in place (copytruncate): it can only be found again as a
     /// copy, by fingerprint, under another name.
     pub copied: bool,
+    /// The stamps of its lines handed on past `offset` (what a restart gives them again).
+    pub stamps: Stamps,
 }
 
 /// What a reader starts from: older generations to read first (oldest first), then the saved
@@ -100,6 +103,8 @@ pub struct ResumePlan {
     pub current: Option<SavedPosition>,
     /// The size that file had when it was saved (what is lost if it is gone), 0 if unknown.
     pub current_size: u64,
+    /// The stamps of that file's lines handed on past the saved offset.
+    pub current_stamps: Stamps,
 }
 
 /// Where a generation is in its reader's life.
@@ -159,6 +164,36 @@ impl GenHandle {
         });
     }
 
+    /// Records a chunk handed on up to `end`, its lines past the replayed ones stamped from
+    /// `mark`; true when its stamps will be saved (the chunk is then pushed only once they are).
+    pub fn stamped(&self, mark: Option<Mark>, end: u64) -> bool {
+        let mut inner = self.state.lock();
+        let recorded = inner
+            .gens
+            .iter_mut()
+            .find(|g| g.id == self.id)
+            .is_some_and(|g| {
+                let committed = g.tracker.committed();
+                g.stamps.record(mark, end, committed)
+            });
+        drop(inner);
+        if recorded {
+            self.state.changed();
+        }
+        recorded
+    }
+
+    /// The stamps restored for this generation (what its first lines are given again).
+    pub fn restored_stamps(&self) -> Stamps {
+        let inner = self.state.lock();
+        inner
+            .gens
+            .iter()
+            .find(|g| g.id == self.id)
+            .map(|g| g.stamps.clone())
+            .unwrap_or_default()
+    }
+
     /// The generation's tracker.
     pub fn tracker(&self) -> Arc<Tracker> {
         let inner = self.state.lock();
@@ -193,16 +228,22 @@ struct Live {
     size: u64,
     phase: Phase,
     copied: bool,
+    /// Marks of the lines handed on past the committed offset.
+    stamps: Stamps,
 }
 
 impl Live {
     fn saved(&self) -> SavedGeneration {
+        let offset = self.tracker.committed();
+        let mut stamps = self.stamps.clone();
+        stamps.prune(offset);
         SavedGeneration {
             identity: self.identity,
             fingerprint: self.fingerprint,
-            offset: self.tracker.committed(),
+            offset,
             size: self.size,
             copied: self.copied,
+            stamps,
         }
     }
 
@@ -216,6 +257,7 @@ impl Live {
 pub struct PathState {
     inner: Mutex<Inner>,
     dirty: Arc<Notify>,
+    gate: Arc<StampGate>,
 }
 
 #[derive(Debug, Default)]
@@ -243,14 +285,16 @@ pub struct PathSnapshot {
 }
 
 impl PathState {
-    /// A state restored from disk (or empty), signalling `dirty` on every change.
-    pub(crate) fn new(restored: ResumePlan, dirty: Arc<Notify>) -> Arc<Self> {
+    /// A state restored from disk (or empty), signalling `dirty` on every change; its chunks
+    /// wait for `gate` before they are pushed.
+    pub(crate) fn new(restored: ResumePlan, dirty: Arc<Notify>, gate: Arc<StampGate>) -> Arc<Self> {
         Arc::new(PathState {
             inner: Mutex::new(Inner {
                 restored,
                 ..Inner::default()
             }),
             dirty,
+            gate,
         })
     }
 
@@ -286,7 +330,7 @@ impl PathState {
             }
         }
         let newest = older.pop();
-        let current = newest.map(|g| SavedPosition {
+        let current = newest.as_ref().map(|g| SavedPosition {
             offset: g.offset,
             identity: Some(g.identity),
             fingerprint: g.fingerprint.known(),
@@ -294,7 +338,8 @@ impl PathState {
         let plan = ResumePlan {
             older,
             current,
-            current_size: newest.map_or(0, |g| g.size),
+            current_size: newest.as_ref().map_or(0, |g| g.size),
+            current_stamps: newest.map(|g| g.stamps).unwrap_or_default(),
         };
         // Until the reader adds generations again, this is what the path's state is.
         inner.restored = plan.clone();
@@ -313,7 +358,36 @@ impl PathState {
         size: u64,
         phase: Phase,
     ) -> GenHandle {
-        let tracker = Tracker::with_notify(start, Arc::clone(&self.dirty));
+        self.add_stamped(
+            owner,
+            identity,
+            fingerprint,
+            start,
+            size,
+            phase,
+            Stamps::default(),
+        )
+    }
+
+    /// [`PathState::add`] for a generation found again with the stamps it was saved with.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_stamped(
+        self: &Arc<Self>,
+        owner: u64,
+        identity: FileIdentity,
+        fingerprint: Fingerprint,
+        start: u64,
+        size: u64,
+        phase: Phase,
+        mut stamps: Stamps,
+    ) -> GenHandle {
+        stamps.prune(start);
+        let tracker = Tracker::with_gate(
+            start,
+            Arc::clone(&self.dirty),
+            Arc::clone(&self.gate),
+            stamps.through,
+        );
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
@@ -326,6 +400,7 @@ impl PathState {
             size,
             phase,
             copied: false,
+            stamps,
         });
         drop(inner);
         self.changed();
@@ -387,6 +462,10 @@ impl PathState {
                 .find(|m| m.identity == s.identity && m.copied == s.copied)
             {
                 Some(m) => {
+                    if s.offset < m.offset {
+                        // Two readers of one file: the stamps of the one further behind.
+                        m.stamps = s.stamps.clone();
+                    }
                     m.offset = m.offset.min(s.offset);
                     m.size = m.size.max(s.size);
                     if m.fingerprint.len < s.fingerprint.len {
@@ -431,6 +510,7 @@ impl PathState {
                 // Not known from a restored position; at least this much was there.
                 size: current.offset,
                 copied: false,
+                stamps: restored.current_stamps.clone(),
             }),
             older: restored.older.clone(),
         })
@@ -455,6 +535,16 @@ impl PathState {
         !self.lock().seen.is_empty()
     }
 
+    /// The tracker and saved-stamps end of every generation with stamps: what a save that
+    /// starts now makes durable.
+    pub(crate) fn stamp_ends(&self, out: &mut Vec<(Arc<Tracker>, u64)>) {
+        for g in &self.lock().gens {
+            if g.stamps.through > 0 {
+                out.push((Arc::clone(&g.tracker), g.stamps.through));
+            }
+        }
+    }
+
     /// Freezes every generation's tracker (shutdown deadline).
     pub fn freeze(&self) {
         for g in &self.lock().gens {
@@ -477,7 +567,11 @@ mod tests {
     const B: FileIdentity = FileIdentity { dev: 1, ino: 11 };
 
     fn state() -> Arc<PathState> {
-        PathState::new(ResumePlan::default(), Arc::new(Notify::new()))
+        PathState::new(
+            ResumePlan::default(),
+            Arc::new(Notify::new()),
+            Arc::default(),
+        )
     }
 
     #[test]
@@ -599,7 +693,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_change_signals_the_writer() {
         let dirty = Arc::new(Notify::new());
-        let s = PathState::new(ResumePlan::default(), Arc::clone(&dirty));
+        let s = PathState::new(ResumePlan::default(), Arc::clone(&dirty), Arc::default());
         s.attach(0);
         let a = s.add(0, A, Fingerprint::default(), 0, 10, Phase::Reading);
         assert!(signalled(&dirty).await, "adding a generation signals");

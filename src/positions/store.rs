@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::acks::Tracker;
 use super::file::Backing;
 use super::generations::{Fingerprint, PathState, ResumePlan, SavedGeneration};
+use super::stamps::StampGate;
 
 /// What identifies a file beyond its path, so that a file replaced while ferrotail was stopped
 /// is not read from a stale offset (Promtail's format cannot hold this; it is kept beside it).
@@ -82,6 +84,8 @@ pub struct Positions {
     slots: Mutex<HashMap<String, Slot>>,
     /// Signalled by every commit and generation change: the writer saves soon after.
     dirty: Arc<Notify>,
+    /// Tells senders when the stamps of what they push are saved.
+    gate: Arc<StampGate>,
     /// The file this map is saved to; `None` for [`Positions::in_memory`].
     backing: Option<Backing>,
 }
@@ -91,6 +95,7 @@ impl Default for Positions {
         Positions {
             slots: Mutex::new(HashMap::new()),
             dirty: Arc::new(Notify::new()),
+            gate: Arc::new(StampGate::default()),
             backing: None,
         }
     }
@@ -102,9 +107,29 @@ impl Positions {
         Arc::new(Positions::default())
     }
 
-    pub(super) fn with_backing(mut self, backing: Backing) -> Self {
+    pub(super) fn with_backing(mut self, backing: Backing, writes: bool) -> Self {
         self.backing = Some(backing);
+        if writes {
+            self.gate.require();
+        }
         self
+    }
+
+    /// Tells senders when saves are on disk.
+    pub fn gate(&self) -> &Arc<StampGate> {
+        &self.gate
+    }
+
+    /// Every generation's tracker with the end of its stamps, taken before a save's snapshot:
+    /// once that save is on disk, those stamps are (they only grow).
+    pub(super) fn stamp_ends(&self) -> Vec<(Arc<Tracker>, u64)> {
+        let mut out = Vec::new();
+        for slot in self.lock().values() {
+            if let Slot::Path(state) = slot {
+                state.stamp_ends(&mut out);
+            }
+        }
+        out
     }
 
     pub(super) fn backing(&self) -> Option<&Backing> {
@@ -134,7 +159,11 @@ impl Positions {
                     let mut plan = plans.get(&key).cloned().unwrap_or_default();
                     let current = plan.current.get_or_insert(SavedPosition::at(offset));
                     current.offset = offset;
-                    Slot::Path(PathState::new(plan, Arc::clone(&self.dirty)))
+                    Slot::Path(PathState::new(
+                        plan,
+                        Arc::clone(&self.dirty),
+                        Arc::clone(&self.gate),
+                    ))
                 }
                 _ => Slot::Opaque(value),
             };
@@ -150,7 +179,11 @@ impl Positions {
             match slots.get(path) {
                 Some(Slot::Path(state)) => Arc::clone(state),
                 _ => {
-                    let state = PathState::new(ResumePlan::default(), Arc::clone(&self.dirty));
+                    let state = PathState::new(
+                        ResumePlan::default(),
+                        Arc::clone(&self.dirty),
+                        Arc::clone(&self.gate),
+                    );
                     slots.insert(path.to_string(), Slot::Path(Arc::clone(&state)));
                     state
                 }
@@ -188,7 +221,7 @@ impl Positions {
             current: Some(position),
             ..ResumePlan::default()
         };
-        let state = PathState::new(plan, Arc::clone(&self.dirty));
+        let state = PathState::new(plan, Arc::clone(&self.dirty), Arc::clone(&self.gate));
         self.lock().insert(path.to_string(), Slot::Path(state));
     }
 

@@ -428,7 +428,7 @@ fn sidecar_holds_identities_of_file_keys_only() {
     p.set_opaque("cursor-x", "c".to_string());
     p.save().unwrap();
     let text = fs::read_to_string(settings(&path).sidecar_path()).unwrap();
-    assert!(text.contains("\nversion: 2\nfiles:\n"), "{text}");
+    assert!(text.contains("\nversion: 3\nfiles:\n"), "{text}");
     assert!(
         text.contains("  /plain: {dev: 64769, ino: 1234, offset: 3, size: 3, head: 0, hash: 0}\n"),
         "{text}"
@@ -802,4 +802,111 @@ async fn writer_cleans_up_after_saving() {
     assert_eq!(fs::read_to_string(&path).unwrap(), "positions: {}\n");
     shutdown.cancel();
     task.await.unwrap();
+}
+
+/// What a reader records while handing on two chunks of `/a.log` and a rotated generation.
+fn stamped_path(p: &Positions) -> (GenHandle, GenHandle, Vec<crate::entry::Ack>) {
+    let old_id = FileIdentity { dev: 1, ino: 7 };
+    let (state, _) = p.attach("/a.log", 0);
+    let old = state.add(0, old_id, Fingerprint::default(), 0, 0, Phase::Reading);
+    let g = state.add(0, ID, Fingerprint::default(), 0, 0, Phase::Reading);
+    let mut acks = Vec::new();
+    assert!(old.stamped(Some(Mark { offset: 0, ts: 500 }), 40));
+    acks.push(old.tracker().stamped_chunk(40, None, true));
+    old.left(40);
+    assert!(g.stamped(
+        Some(Mark {
+            offset: 0,
+            ts: 1_000
+        }),
+        100
+    ));
+    acks.push(g.tracker().stamped_chunk(100, None, true));
+    assert!(g.stamped(
+        Some(Mark {
+            offset: 100,
+            ts: 9_000
+        }),
+        250
+    ));
+    acks.push(g.tracker().stamped_chunk(250, None, true));
+    (old, g, acks)
+}
+
+#[test]
+fn stamps_of_lines_in_flight_survive_a_restart() {
+    let (_d, path) = dir_and_path();
+    let p = open(&path);
+    let (_old, _g, mut acks) = stamped_path(&p);
+    // The first chunk of the file at the path is acknowledged: its mark is no longer needed.
+    acks.remove(1);
+    p.save().unwrap();
+    let sidecar = fs::read_to_string(settings(&path).sidecar_path()).unwrap();
+    assert!(
+        sidecar.contains("through: 250, marks: [[100, 9000]]"),
+        "{sidecar}"
+    );
+    let again = open(&path);
+    let (_, plan) = again.attach("/a.log", 0);
+    assert_eq!(plan.current.map(|c| c.offset), Some(100));
+    assert_eq!(plan.current_stamps.replay(100), Some(9_000));
+    assert_eq!(plan.current_stamps.replay(180), Some(9_080));
+    assert_eq!(plan.current_stamps.replay(250), None, "never handed on");
+    let older = &plan.older[0];
+    assert_eq!(older.stamps.replay(10), Some(510));
+    // Promtail reads the positions file as before: the stamps live in the sidecar only.
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "positions:\n  /a.log: \"100\"\n"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_waits_for_the_save_that_holds_its_stamps() {
+    use crate::positions::acks::stamps_saved;
+    let (_d, path) = dir_and_path();
+    let p = open(&path);
+    let (_old, g, acks) = stamped_path(&p);
+    let short = Duration::from_millis(50);
+    assert!(
+        !stamps_saved(&acks, short).await,
+        "nothing saved yet: the batch must wait"
+    );
+    p.save().unwrap();
+    assert!(stamps_saved(&acks, Duration::from_secs(30)).await);
+    // A chunk recorded after the save waits for the next one, and is let go by it.
+    assert!(g.stamped(
+        Some(Mark {
+            offset: 100,
+            ts: 9_000
+        }),
+        400
+    ));
+    let later = vec![g.tracker().stamped_chunk(400, None, true)];
+    assert!(!stamps_saved(&later, short).await);
+    let wait = tokio::spawn(async move { stamps_saved(&later, Duration::from_secs(30)).await });
+    // The waiter may or may not be parked yet; a save wakes it either way, and if it was not
+    // parked it sees the saved end at once.
+    p.save().unwrap();
+    assert!(wait.await.unwrap(), "the save let the batch go");
+    // Chunks that are not replayable, and positions that are never written, never wait.
+    let loose = vec![g.tracker().stamped_chunk(500, None, false)];
+    assert!(stamps_saved(&loose, short).await);
+    let mem = Positions::in_memory();
+    let (_o, _g, acks) = stamped_path(&mem);
+    assert!(stamps_saved(&acks, short).await);
+}
+
+#[test]
+fn a_failed_save_lets_batches_go() {
+    let (_d, path) = dir_and_path();
+    let p = open(&path);
+    assert!(p.gate().waits());
+    p.gate().saved(false);
+    assert!(
+        !p.gate().waits(),
+        "a failing disk must not hold up shipping"
+    );
+    p.save().unwrap();
+    assert!(p.gate().waits());
 }

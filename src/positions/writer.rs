@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
+use super::stamps::StampGate;
 use super::store::Positions;
 
 /// The shortest period the writer accepts; a shorter one (e.g. `0s`) is raised to this, since
@@ -51,6 +52,8 @@ impl PositionsWriter {
     /// returns. Write errors are logged and counted by [`Positions::save`] and retried at the
     /// next change or period.
     pub async fn run(self, shutdown: CancellationToken) {
+        // No save comes after this task: senders waiting for one go ahead.
+        let _open_gate = OpenGateOnDrop(Arc::clone(self.positions.gate()));
         let period = self.sync_period;
         let dirty = self.positions.dirty();
         let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
@@ -100,6 +103,14 @@ impl PositionsWriter {
                 }
             };
         }
+    }
+}
+
+struct OpenGateOnDrop(Arc<StampGate>);
+
+impl Drop for OpenGateOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

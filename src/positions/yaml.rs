@@ -26,7 +26,7 @@ use crate::config::yaml_depth::check_flow_depth;
 pub(super) const LONG_KEY_BYTES: usize = 128;
 
 /// The sidecar format version this code reads and writes.
-pub(super) const SIDECAR_VERSION: u32 = 2;
+pub(super) const SIDECAR_VERSION: u32 = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -82,8 +82,10 @@ pub(crate) fn parse_positions(text: &str) -> Result<BTreeMap<String, String>, St
 }
 
 /// One generation of a file in the sidecar: identity, fingerprint of its first bytes
-/// (`head` bytes hashed to `hash`; 0 = unknown), committed offset and size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// (`head` bytes hashed to `hash`; 0 = unknown), committed offset and size; since version 3
+/// the stamps of its lines handed on past the offset (`marks` as `[offset, ns]` pairs, valid
+/// below `through`, see `stamps.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SidecarGeneration {
     pub dev: u64,
@@ -98,6 +100,10 @@ pub(crate) struct SidecarGeneration {
     /// Its content was truncated away in place (copytruncate); only a copy can hold it.
     #[serde(default)]
     pub copied: bool,
+    #[serde(default)]
+    pub through: u64,
+    #[serde(default)]
+    pub marks: Vec<(u64, i64)>,
 }
 
 /// One path in the sidecar: the generation at the path, with the offset it was saved with (it
@@ -119,6 +125,10 @@ pub(crate) struct SidecarEntry {
     pub hash: u64,
     #[serde(default)]
     pub older: Vec<SidecarGeneration>,
+    #[serde(default)]
+    pub through: u64,
+    #[serde(default)]
+    pub marks: Vec<(u64, i64)>,
 }
 
 #[derive(Deserialize)]
@@ -175,7 +185,7 @@ pub(crate) fn render_sidecar(
     out.push_str(
         ": the (device, inode) of each file and its older generations, which Promtail's format cannot hold.\n",
     );
-    out.push_str("version: 2\n");
+    out.push_str("version: 3\n");
     if entries.is_empty() {
         out.push_str("files: {}\n");
         return out;
@@ -187,6 +197,7 @@ pub(crate) fn render_sidecar(
                 "{{dev: {}, ino: {}, offset: {}, size: {}, head: {}, hash: {}",
                 e.dev, e.ino, e.offset, e.size, e.head, e.hash
             ));
+            push_marks(out, e.through, &e.marks);
             if !e.older.is_empty() {
                 out.push_str(", older: [");
                 for (i, g) in e.older.iter().enumerate() {
@@ -194,9 +205,11 @@ pub(crate) fn render_sidecar(
                         out.push_str(", ");
                     }
                     out.push_str(&format!(
-                        "{{dev: {}, ino: {}, offset: {}, size: {}, head: {}, hash: {}, copied: {}}}",
+                        "{{dev: {}, ino: {}, offset: {}, size: {}, head: {}, hash: {}, copied: {}",
                         g.dev, g.ino, g.offset, g.size, g.head, g.hash, g.copied
                     ));
+                    push_marks(out, g.through, &g.marks);
+                    out.push('}');
                 }
                 out.push(']');
             }
@@ -204,6 +217,21 @@ pub(crate) fn render_sidecar(
         });
     }
     out
+}
+
+/// Appends `, through: N, marks: [[o, t], ...]` when there are stamps to replay.
+fn push_marks(out: &mut String, through: u64, marks: &[(u64, i64)]) {
+    if through == 0 || marks.is_empty() {
+        return;
+    }
+    out.push_str(&format!(", through: {through}, marks: ["));
+    for (i, (o, t)) in marks.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!("[{o}, {t}]"));
+    }
+    out.push(']');
 }
 
 /// Appends one two-space indented mapping entry; long keys use the explicit-key form.
@@ -513,6 +541,12 @@ mod tests {
                     head: 256,
                     hash: u64::MAX - j,
                     copied: j == 1,
+                    through: if j == 1 { 900 } else { 0 },
+                    marks: if j == 1 {
+                        vec![(7, 1_733_000_000_000_000_000), (300, -5)]
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect();
             entries.insert(
@@ -525,6 +559,10 @@ mod tests {
                     head: u32::try_from(i).unwrap(),
                     hash: i * 31,
                     older,
+                    through: if i.is_multiple_of(4) { 0 } else { i * 1000 + i },
+                    marks: (0..i % 4)
+                        .map(|j| (i * 1000 + j, i64::MAX - j as i64))
+                        .collect(),
                 },
             );
         }
@@ -544,7 +582,7 @@ mod tests {
 
     #[test]
     fn sidecar_refuses_other_versions_and_junk() {
-        assert!(parse_sidecar("version: 3\nfiles: {}\n").is_err());
+        assert!(parse_sidecar("version: 4\nfiles: {}\n").is_err());
         assert!(parse_sidecar("version: 0\nfiles: {}\n").is_err());
         assert!(parse_sidecar("files: {}\n").is_err());
         assert!(parse_sidecar("version: 1\nfiles:\n  /a: {dev: 1}\n").is_err());

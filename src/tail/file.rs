@@ -30,10 +30,11 @@ use bytes::Bytes;
 use super::TailSettings;
 use super::identity::identity_of;
 use super::line_buffer::LineBuffer;
+use super::stamper::Stamper;
 use crate::positions::acks::Tracker;
 use crate::positions::{
     FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, ResumePlan, SavedGeneration,
-    SavedPosition,
+    SavedPosition, Stamps,
 };
 
 pub(crate) use super::line_buffer::Split;
@@ -120,6 +121,10 @@ pub(crate) struct OpenFile {
     pub(crate) tracker: Arc<Tracker>,
     /// Lines completed by the last round (reused between rounds).
     pub(crate) lines: Vec<Bytes>,
+    /// Where each of `lines` starts, from the end of the complete lines before the round.
+    pub(crate) starts: Vec<u64>,
+    /// Gives the lines their read-time stamps.
+    pub(crate) stamper: Stamper,
 }
 
 /// What one blocking round found.
@@ -181,6 +186,8 @@ pub(crate) struct Resolved {
     pub(crate) lost: Vec<SavedGeneration>,
     /// The file at the path and where to start in it.
     pub(crate) current: Option<(Opened, u64)>,
+    /// The stamps its lines from there on were handed on with before the restart.
+    pub(crate) current_stamps: Stamps,
     /// Why the path could not be opened, when it exists but cannot be (not `NotFound`).
     pub(crate) open_error: Option<io::Error>,
 }
@@ -202,20 +209,36 @@ pub(crate) fn resolve(path: &Path, key: &str, plan: &ResumePlan) -> Resolved {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    if let (Some((found, start)), Some(saved)) = (&out.current, plan.current)
+        && saved.identity == Some(found.identity)
+        && saved.offset == *start
+    {
+        out.current_stamps = plan.current_stamps.clone();
+    }
     let mut wanted = plan.older.clone();
     wanted.extend(moved_away(plan, out.current.as_ref().map(|(o, _)| o)));
     for g in &wanted {
         if !g.copied && Some(g.identity) == at_path {
-            continue; // still at the path: its position is the path's
+            // Still at the path: its position is the path's. When the sidecar was older than
+            // the positions file (a crash between the two writes) its stamps are still the
+            // ones of this file.
+            if let Some((found, start)) = &out.current
+                && out.current_stamps.is_empty()
+                && *start >= g.offset
+                && starts_like(&found.file, found.size, g.fingerprint)
+            {
+                out.current_stamps = g.stamps.clone();
+            }
+            continue;
         }
         let known = |o: &Opened| {
             Some(o.identity) == at_path && !g.copied
                 || out.older.iter().any(|(f, _, _)| f.identity == o.identity)
         };
         match find_generation(dir, path, g) {
-            Some((found, name)) if !known(&found) => out.older.push((found, *g, name)),
+            Some((found, name)) if !known(&found) => out.older.push((found, g.clone(), name)),
             Some(_) => {}
-            None => out.lost.push(*g),
+            None => out.lost.push(g.clone()),
         }
     }
     out
@@ -240,6 +263,7 @@ pub(crate) fn find_copy(
         offset: read,
         size: read,
         copied: true,
+        stamps: Stamps::default(),
     };
     find_generation(dir, path, &g)
 }
@@ -262,6 +286,7 @@ fn moved_away(plan: &ResumePlan, at_path: Option<&Opened>) -> Option<SavedGenera
         offset: saved.offset,
         size: plan.current_size.max(saved.offset),
         copied: same_inode,
+        stamps: plan.current_stamps.clone(),
     })
 }
 
@@ -328,6 +353,7 @@ impl OpenFile {
         // at `start`.
         file.seek(SeekFrom::Start(start))?;
         let tracker = generation.tracker();
+        let stamper = Stamper::new(generation.restored_stamps());
         Ok(OpenFile {
             file,
             identity,
@@ -339,6 +365,8 @@ impl OpenFile {
             generation,
             tracker,
             lines: Vec::new(),
+            starts: Vec::new(),
+            stamper,
         })
     }
 
@@ -379,7 +407,7 @@ impl OpenFile {
             }
             self.pos += bytes as u64;
             self.grow_fingerprint();
-            let split = self.buffer.split_lines(&mut self.lines);
+            let split = self.buffer.split_lines(&mut self.lines, &mut self.starts);
             return Ok(Round::Read { bytes, split });
         }
         // At end of file. Look at the path first, then at the descriptor again: what the writer
@@ -479,6 +507,7 @@ impl OpenFile {
         self.fingerprint = fingerprint_of(&self.file, FINGERPRINT_BYTES)?;
         generation.set_fingerprint(self.fingerprint);
         self.tracker = generation.tracker();
+        self.stamper = Stamper::default();
         self.generation = generation;
         Ok(())
     }
@@ -598,6 +627,7 @@ mod tests {
             offset,
             size: o.size,
             copied,
+            stamps: Stamps::default(),
         };
         let plan = ResumePlan {
             older: vec![saved(&one, 15, false)],
@@ -642,6 +672,7 @@ mod tests {
             offset: 0,
             size: 14,
             copied: false,
+            stamps: Stamps::default(),
         };
         let rotated = dir.path().join("app.log.1");
         std::fs::rename(&live, &rotated).unwrap();
@@ -649,7 +680,7 @@ mod tests {
             older: vec![g],
             ..ResumePlan::default()
         };
-        assert_eq!(resolve(&live, "k", &plan(g)).lost.len(), 1);
+        assert_eq!(resolve(&live, "k", &plan(g.clone())).lost.len(), 1);
         g.fingerprint = first.fingerprint;
         assert_eq!(resolve(&live, "k", &plan(g)).older.len(), 1);
     }

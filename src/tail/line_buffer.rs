@@ -92,12 +92,15 @@ impl LineBuffer {
     }
 
     /// Moves every complete line into `out` (without its `\n`; truncated to the cap, or left out
-    /// when the action is `Drop`), then applies the cap to the unfinished line.
-    pub fn split_lines(&mut self, out: &mut Vec<Bytes>) -> Split {
+    /// when the action is `Drop`), and where each of them starts into `starts` (bytes from the
+    /// start of this split, i.e. from the end of the last complete line before it), then
+    /// applies the cap to the unfinished line.
+    pub fn split_lines(&mut self, out: &mut Vec<Bytes>, starts: &mut Vec<u64>) -> Split {
         let mut split = Split::default();
         while let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
             let nl = self.scanned + i;
             let mut line = self.buf.split_to(nl + 1);
+            let start = split.consumed;
             split.lines += 1;
             split.consumed += self.discarded + nl as u64 + 1;
             if self.overlong || nl > self.cap {
@@ -105,10 +108,12 @@ impl LineBuffer {
                 if self.action == LongLineAction::Truncate {
                     line.truncate(self.cap.min(nl));
                     out.push(line.freeze());
+                    starts.push(start);
                 }
             } else {
                 line.truncate(nl);
                 out.push(line.freeze());
+                starts.push(start);
             }
             self.overlong = false;
             self.discarded = 0;
@@ -180,26 +185,60 @@ mod tests {
         }
     }
 
-    /// The reference: split on `\n`, drop the unterminated rest, apply the cap.
-    fn reference(data: &[u8], cap: usize, action: LongLineAction) -> (Vec<Vec<u8>>, u64, u64) {
+    /// The reference: split on `\n`, drop the unterminated rest, apply the cap. Also where
+    /// each kept line starts.
+    fn reference(
+        data: &[u8],
+        cap: usize,
+        action: LongLineAction,
+    ) -> (Vec<Vec<u8>>, u64, u64, Vec<u64>) {
         let mut lines = Vec::new();
+        let mut starts = Vec::new();
         let mut long = 0;
         let mut consumed = 0;
         let mut rest = data;
         while let Some(i) = rest.iter().position(|&b| b == b'\n') {
             let line = &rest[..i];
+            let start = consumed;
             consumed += i as u64 + 1;
             if line.len() > cap {
                 long += 1;
                 if action == LongLineAction::Truncate {
                     lines.push(line[..cap].to_vec());
+                    starts.push(start);
                 }
             } else {
                 lines.push(line.to_vec());
+                starts.push(start);
             }
             rest = &rest[i + 1..];
         }
-        (lines, consumed, long)
+        (lines, consumed, long, starts)
+    }
+
+    /// Where the lines start when read in `sizes` pieces, as the reader computes it.
+    fn starts_read_in_pieces(
+        data: &[u8],
+        sizes: Vec<usize>,
+        max_read: usize,
+        cap: usize,
+        action: LongLineAction,
+    ) -> Vec<u64> {
+        let mut src = Pieces {
+            data,
+            sizes,
+            next: 0,
+        };
+        let mut lb = LineBuffer::new(cap, action);
+        let (mut out, mut starts, mut all) = (Vec::new(), Vec::new(), Vec::new());
+        let mut line_end = 0;
+        while lb.read_from(&mut src, max_read).unwrap() > 0 {
+            starts.clear();
+            let split = lb.split_lines(&mut out, &mut starts);
+            all.extend(starts.iter().map(|s| line_end + s));
+            line_end += split.consumed;
+        }
+        all
     }
 
     fn run(
@@ -222,7 +261,7 @@ mod tests {
             if n == 0 {
                 break;
             }
-            let split = lb.split_lines(&mut out);
+            let split = lb.split_lines(&mut out, &mut Vec::new());
             consumed += split.consumed;
             long += split.long_lines;
             max_cap = max_cap.max(lb.capacity());
@@ -236,13 +275,13 @@ mod tests {
         let mut lb = LineBuffer::new(100, LongLineAction::Truncate);
         let mut out = Vec::new();
         lb.extend(b"a\r\nb\n\npart");
-        let split = lb.split_lines(&mut out);
+        let split = lb.split_lines(&mut out, &mut Vec::new());
         assert_eq!(out, vec![&b"a\r"[..], &b"b"[..], &b""[..]]);
         assert_eq!(split.consumed, 6);
         assert_eq!(lb.pending_bytes(), 4);
         out.clear();
         lb.extend(b"ial\n");
-        let split = lb.split_lines(&mut out);
+        let split = lb.split_lines(&mut out, &mut Vec::new());
         assert_eq!(out, vec![&b"partial"[..]]);
         assert_eq!(split.consumed, 8);
         assert_eq!(lb.pending_bytes(), 0);
@@ -253,7 +292,7 @@ mod tests {
         let mut lb = LineBuffer::new(100, LongLineAction::Truncate);
         let mut out = Vec::new();
         lb.extend(b"\xff\xfe ok \xc3\n");
-        lb.split_lines(&mut out);
+        lb.split_lines(&mut out, &mut Vec::new());
         assert_eq!(out, vec![&b"\xff\xfe ok \xc3"[..]]);
     }
 
@@ -263,14 +302,14 @@ mod tests {
             let mut lb = LineBuffer::new(4, action);
             let mut out = Vec::new();
             lb.extend(b"ok\n0123");
-            lb.split_lines(&mut out);
+            lb.split_lines(&mut out, &mut Vec::new());
             lb.extend(b"456789");
-            let s = lb.split_lines(&mut out);
+            let s = lb.split_lines(&mut out, &mut Vec::new());
             assert_eq!(s, Split::default());
             assert_eq!(lb.pending_bytes(), 10, "discarded bytes still count");
             assert!(lb.buf.len() <= 4);
             lb.extend(b"abc\nnext\n");
-            let s = lb.split_lines(&mut out);
+            let s = lb.split_lines(&mut out, &mut Vec::new());
             assert_eq!(s.consumed, 14 + 5);
             assert_eq!(s.lines, 2);
             assert_eq!(s.long_lines, 1);
@@ -319,7 +358,9 @@ mod tests {
             drop in any::<bool>(),
         ) {
             let action = if drop { LongLineAction::Drop } else { LongLineAction::Truncate };
-            let (want, want_consumed, want_long) = reference(&data, cap, action);
+            let (want, want_consumed, want_long, want_starts) = reference(&data, cap, action);
+            let starts = starts_read_in_pieces(&data, sizes.clone(), max_read, cap, action);
+            prop_assert_eq!(&starts, &want_starts);
             let (got, consumed, long, lb, max_cap) = run(&data, sizes, max_read, cap, action);
             prop_assert_eq!(got.iter().filter(|l| l.len() > cap).count(), 0);
             prop_assert_eq!(&got, &want);

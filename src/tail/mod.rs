@@ -35,6 +35,7 @@ mod identity;
 pub mod line_buffer;
 mod poller;
 mod reader;
+mod stamper;
 mod status;
 mod tailer;
 

@@ -60,7 +60,7 @@ use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
 use crate::positions::{
     FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, PathState, Phase, Positions,
-    ResumePlan,
+    ResumePlan, Stamps,
 };
 
 /// Newer generations of a path a reader holds open while it still reads an older one. Past
@@ -172,6 +172,7 @@ pub(crate) async fn run(
         draining: Vec::new(),
         last_drain: Instant::now(),
         linger_until: None,
+        last_stamp: i64::MIN,
     };
     let exit = match reader.begin(plan).await {
         Ok(of) => {
@@ -220,12 +221,16 @@ struct Reader<'a> {
     last_drain: Instant,
     /// Until when the file being read is kept after its path was left empty.
     linger_until: Option<Instant>,
+    /// The last read-time stamp handed on (new marks come after it).
+    last_stamp: i64,
 }
 
 impl Reader<'_> {
     /// Finds what the plan names and opens the first generation to read.
     async fn begin(&mut self, plan: ResumePlan) -> Result<Box<OpenFile>, Exit> {
         let (path, key) = (self.ctx.path.clone(), self.ctx.key.clone());
+        // Stamps older than a replay may use are dropped here, once, by the restart's clock.
+        let now = Timestamp::now().0;
         let resolved = match self.blocking(move || resolve(&path, &key, &plan)).await {
             Ok(r) => r,
             Err(e) => return Err(self.open_failed(&e)),
@@ -234,6 +239,7 @@ impl Reader<'_> {
             older,
             lost,
             current,
+            current_stamps,
             open_error,
         } = resolved;
         for g in lost {
@@ -245,10 +251,10 @@ impl Reader<'_> {
         for (opened, g, name) in older {
             tracing::info!(path = %self.ctx.key, job = %self.ctx.job, found = %name.display(), offset = g.offset,
                 "Found a rotated generation with lines not yet delivered; reading it to its end before the newer one.");
-            self.hold(opened, g.offset);
+            self.hold(opened, g.offset, g.stamps.fresh(now));
         }
         match (current, open_error) {
-            (Some((opened, start)), _) => self.hold(opened, start),
+            (Some((opened, start)), _) => self.hold(opened, start, current_stamps.fresh(now)),
             (None, Some(e)) => {
                 let exit = self.open_failed(&e);
                 if self.queue.is_empty() {
@@ -263,15 +269,17 @@ impl Reader<'_> {
         }
     }
 
-    /// Registers `opened` as a held generation of this reader and queues it.
-    fn hold(&mut self, opened: Opened, start: u64) {
-        let generation = self.state.add(
+    /// Registers `opened` as a held generation of this reader, with the stamps its lines
+    /// from `start` on were handed on with before a restart, and queues it.
+    fn hold(&mut self, opened: Opened, start: u64, stamps: Stamps) {
+        let generation = self.state.add_stamped(
             self.ctx.owner,
             opened.identity,
             opened.fingerprint,
             start,
             opened.size,
             Phase::Held,
+            stamps,
         );
         self.queue.push_back(Queued {
             opened,
@@ -317,7 +325,7 @@ impl Reader<'_> {
         let path = self.ctx.path.clone();
         match self.blocking(move || Opened::open(&path)).await {
             Ok(Ok(opened)) => {
-                self.hold(opened, 0);
+                self.hold(opened, 0, Stamps::default());
                 match self.queue.pop_back() {
                     Some(q) => self.start(q).await,
                     None => Err(Exit::OpenFailed),
@@ -413,7 +421,7 @@ impl Reader<'_> {
                             start: 0,
                             generation,
                         });
-                        self.hold(copy, read);
+                        self.hold(copy, read, Stamps::default());
                         let Some(q) = self.queue.pop_back() else {
                             return Exit::Failed;
                         };
@@ -544,7 +552,7 @@ impl Reader<'_> {
         }
         if let Some(opened) = newer {
             tracing::info!(path = %self.ctx.key, held = self.queue.len() + 1, "File was rotated while an older generation is still being read; holding the new one open.");
-            self.hold(opened, 0);
+            self.hold(opened, 0, Stamps::default());
         }
     }
 
@@ -722,6 +730,7 @@ impl Reader<'_> {
             // Only dropped long lines: nothing to deliver, so the chunk completes at once and
             // the position moves past them when the chunks before it complete.
             drop(of.tracker.chunk(end, None));
+            of.starts.clear();
         } else {
             let (ctx, shutdown) = (self.ctx, self.shutdown);
             let slot = loop {
@@ -742,13 +751,28 @@ impl Reader<'_> {
                 tracing::warn!(job = %self.ctx.job, path = %self.ctx.key, "The job's entry channel is closed; the reader stops.");
                 return Err(Exit::OutputClosed);
             };
-            let ack = of.tracker.chunk(end, permit);
-            let ts = Timestamp::now();
+            // Stamped and recorded before the chunk is registered: its stamps must be in the
+            // save that lets it be pushed.
+            let mut stamps = Vec::with_capacity(of.lines.len());
+            let chunk_start = end - split.consumed;
+            let mark = of.stamper.stamp(
+                chunk_start,
+                &of.starts,
+                Timestamp::now().0,
+                &mut self.last_stamp,
+                &mut stamps,
+            );
+            let replayable = of.generation.stamped(mark, end);
+            let ack = of.tracker.stamped_chunk(end, permit, replayable);
             let entries: Vec<Entry> = of
                 .lines
                 .drain(..)
-                .map(|line| Entry::new(self.ctx.labels.clone(), ts, line, ack.clone()))
+                .zip(stamps)
+                .map(|(line, ts)| {
+                    Entry::new(self.ctx.labels.clone(), Timestamp(ts), line, ack.clone())
+                })
                 .collect();
+            of.starts.clear();
             slot.send(TailEvent::Entries(entries));
         }
         self.fm.read_lines.inc_by(split.lines);
