@@ -26,6 +26,7 @@
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod entry;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -387,3 +387,44 @@ fn default_client_name(c: &ClientConfig) -> String {
     let digest = Sha256::digest(yaml.as_bytes());
     digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
 }
+
+/// Runtime relabel rules of a validated `relabel_configs` list (spec §4.5), with the semantics of
+/// Promtail 3.4 (Prometheus 2.55): the regex anchored as `^(?:...)$` in Go syntax, legacy label
+/// names for `replace` targets.
+pub fn relabel_rules(
+    configs: &[crate::config::RelabelConfig],
+) -> Vec<crate::discovery::relabel::Rule> {
+    use crate::config::RelabelAction as A;
+    use crate::discovery::relabel::{Action, NameScheme, Rule, anchored_regex};
+    configs
+        .iter()
+        .map(|c| {
+            let regex = c.regex();
+            Rule {
+                source_labels: c.source_labels.clone().unwrap_or_default(),
+                separator: c.separator.clone(),
+                target_label: c.target_label.clone(),
+                // The config compiled the pattern already (a bad one failed the load); it
+                // compiles again here. Should the Go translation refuse it, the config's own
+                // compilation is still a faithful anchoring of the same pattern.
+                regex: anchored_regex(regex.as_str()).unwrap_or_else(|_| regex.regex().clone()),
+                modulus: c.modulus,
+                replacement: c.replacement.clone(),
+                action: match c.action {
+                    A::Replace => Action::Replace,
+                    A::Keep => Action::Keep,
+                    A::Drop => Action::Drop,
+                    A::KeepEqual => Action::KeepEqual,
+                    A::DropEqual => Action::DropEqual,
+                    A::HashMod => Action::HashMod,
+                    A::LabelMap => Action::LabelMap,
+                    A::LabelDrop => Action::LabelDrop,
+                    A::LabelKeep => Action::LabelKeep,
+                    A::Lowercase => Action::Lowercase,
+                    A::Uppercase => Action::Uppercase,
+                },
+                names: NameScheme::Legacy,
+            }
+        })
+        .collect()
+}
