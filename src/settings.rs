@@ -1,9 +1,10 @@
 //! Converts the Promtail-shaped [`Config`] into the runtime settings of each part, once, at
 //! start. Runtime code never sees YAML types or re-validates.
 //!
-//! File targets follow spec §4.6 for `static_configs` (no relabeling yet: it is refused by
-//! validation): each target gets `__address__`, is dropped when `__host__` names another host,
-//! ignored without `__path__`, loses every `__*` label, and duplicates are counted as `exists`.
+//! File targets follow spec §4.6 for `static_configs`: each target gets `__address__`, goes
+//! through the job's `relabel_configs` (dropped ones counted as `dropped`), is dropped when
+//! `__host__` names another host, ignored without `__path__`, loses every `__*` label, and
+//! duplicates are counted as `exists`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -235,10 +236,16 @@ pub fn file_targets(cfg: &Config, metrics: &Metrics) -> Vec<FileTarget> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for sc in &cfg.scrape_configs {
+        let rules = relabel_rules(&sc.relabel_configs);
         for group in sc.static_configs.iter().flatten() {
             for address in group.targets_or_default() {
                 let mut labels: BTreeMap<String, String> = group.labels.clone();
                 labels.insert("__address__".into(), address);
+                // Always, like Promtail: with no rules it still drops empty-valued labels.
+                if !crate::discovery::relabel::process(&rules, &mut labels) {
+                    metrics.targets_failed.with_label_values(&["dropped"]).inc();
+                    continue;
+                }
                 if let Some(h) = labels.get("__host__")
                     && *h != host
                 {
@@ -427,4 +434,76 @@ pub fn relabel_rules(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn targets(yaml: &str) -> (Vec<FileTarget>, Metrics) {
+        let cfg = Config::parse_str(yaml, "test.yaml").unwrap();
+        let metrics = Metrics::new();
+        let t = file_targets(&cfg, &metrics);
+        (t, metrics)
+    }
+
+    #[test]
+    fn static_targets_go_through_the_jobs_relabel_rules() {
+        let yaml = r#"
+clients: [{url: http://loki:3100/loki/api/v1/push}]
+scrape_configs:
+- job_name: apps
+  static_configs:
+  - targets: [localhost]
+    labels: {app: web, team: Payments, __logdir: /srv/web, empty: ""}
+  - labels: {app: batch, __logdir: /srv/batch}
+  - labels: {app: debug, __path__: /tmp/debug.log}
+  relabel_configs:
+  - {source_labels: [app], regex: debug, action: drop}
+  - {source_labels: [__logdir], target_label: __path__, replacement: '$1/*.log'}
+  - {source_labels: [team], target_label: team, action: lowercase}
+  - {action: labelmap, regex: 'app', replacement: service}
+"#;
+        let (t, metrics) = targets(yaml);
+        let got: Vec<(String, String)> = t
+            .iter()
+            .map(|t| (t.include.clone(), t.labels.stream_key()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/srv/web/*.log".to_owned(),
+                    r#"{app="web", service="web", team="payments"}"#.to_owned()
+                ),
+                (
+                    "/srv/batch/*.log".to_owned(),
+                    r#"{app="batch", service="batch"}"#.to_owned()
+                ),
+            ],
+            "the empty-valued label is gone, __ labels removed after relabeling"
+        );
+        let dropped = metrics.targets_failed.with_label_values(&["dropped"]).get();
+        assert_eq!(dropped, 1, "the debug target was dropped by its rule");
+    }
+
+    #[test]
+    fn a_rule_that_builds_no_path_leaves_the_target_without_one() {
+        let yaml = r#"
+clients: [{url: http://loki:3100/loki/api/v1/push}]
+scrape_configs:
+- job_name: apps
+  static_configs:
+  - labels: {__path__: /var/log/a.log}
+  relabel_configs:
+  - {action: labeldrop, regex: __path__}
+"#;
+        let (t, metrics) = targets(yaml);
+        assert!(t.is_empty());
+        assert_eq!(
+            metrics.targets_failed.with_label_values(&["no_path"]).get(),
+            1
+        );
+    }
 }

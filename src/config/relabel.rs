@@ -88,7 +88,8 @@ impl Serialize for RelabelAction {
     }
 }
 
-/// A relabel regex: the source text and its compiled, fully anchored form `^(?s:<src>)$`.
+/// A relabel regex: the source text and its compiled, fully anchored form `^(?:<src>)$` (as
+/// Promtail 3.4's Prometheus 2.55 anchors it: `.` does not match a newline).
 #[derive(Clone, Debug)]
 pub struct RelabelRegex {
     source: String,
@@ -98,7 +99,7 @@ pub struct RelabelRegex {
 impl RelabelRegex {
     /// Compiles `source` anchored at both ends, as Prometheus does.
     pub fn new(source: &str) -> Result<Self, String> {
-        let compiled = regex::Regex::new(&format!("^(?s:{source})$"))
+        let compiled = regex::Regex::new(&format!("^(?:{source})$"))
             .map_err(|e| format!("error parsing regexp {source:?}: {e}"))?;
         Ok(RelabelRegex {
             source: source.to_owned(),
@@ -202,10 +203,15 @@ impl RelabelConfig {
         }
     }
 
-    /// Prometheus' load-time relabel validation, with UTF-8 label names (any non-empty name).
+    /// Prometheus' load-time relabel validation as Promtail 3.4 runs it: legacy label names
+    /// (`[a-zA-Z_][a-zA-Z0-9_]*`; Promtail 3.4 refuses `foo.bar`), a `target_label` with `$`
+    /// references and a `labelmap` replacement made of name characters and references only.
     pub fn validate(&self) -> Result<(), String> {
+        use crate::entry::is_legacy_label_name as valid;
         use RelabelAction::*;
         let a = self.action;
+        let target = &self.target_label;
+        let invalid_target = || format!("{target:?} is invalid 'target_label' for {a} action");
         if a == HashMod && self.modulus == 0 {
             return Err("relabel configuration for hashmod requires non-zero modulus".into());
         }
@@ -218,12 +224,19 @@ impl RelabelConfig {
                 "relabel configuration for {a} action requires 'target_label' value"
             ));
         }
+        if a == Replace && !target.contains('$') && !valid(target)
+            || a == Replace && target.contains('$') && !is_relabel_target(target)
+            || matches!(a, Lowercase | Uppercase | KeepEqual | DropEqual | HashMod)
+                && !valid(target)
+        {
+            return Err(invalid_target());
+        }
         if matches!(a, Lowercase | Uppercase | KeepEqual | DropEqual)
             && self.replacement != DEFAULT_REPLACEMENT
         {
             return Err(format!("'replacement' can not be set for {a} action"));
         }
-        if a == LabelMap && self.replacement.is_empty() {
+        if a == LabelMap && !is_relabel_target(&self.replacement) {
             return Err(format!(
                 "{:?} is invalid 'replacement' for {a} action",
                 self.replacement
@@ -250,16 +263,30 @@ impl RelabelConfig {
                 "{a} action requires only 'regex', and no other fields"
             ));
         }
-        if let Some(name) = self.source_labels.iter().flatten().find(|n| n.is_empty()) {
+        if let Some(name) = self.source_labels.iter().flatten().find(|n| !valid(n)) {
             return Err(format!("{name:?} is not a valid label name"));
         }
         Ok(())
     }
 }
 
+/// Prometheus' `relabelTarget`: label-name characters and `$n` / `${name}` references, at
+/// least one, not starting with a digit (`\w` is ASCII in Go).
+fn is_relabel_target(s: &str) -> bool {
+    static TARGET: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    TARGET
+        .get_or_init(|| {
+            regex::Regex::new(
+                r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$",
+            )
+            .expect("constant regex compiles")
+        })
+        .is_match(s)
+}
+
 fn default_regex() -> regex::Regex {
     static DEFAULT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     DEFAULT
-        .get_or_init(|| regex::Regex::new("^(?s:(.*))$").expect("constant regex compiles"))
+        .get_or_init(|| regex::Regex::new("^(?:(.*))$").expect("constant regex compiles"))
         .clone()
 }

@@ -176,7 +176,7 @@ fn check_label_names<'a>(
     problems: &mut Vec<String>,
 ) {
     for name in names {
-        if !crate::pipeline::stages::is_legacy_label_name(name) {
+        if !crate::entry::is_legacy_label_name(name) {
             problems.push(format!("{path}: {name:?} is not a valid label name"));
         }
     }
@@ -323,9 +323,6 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
             if set {
                 not_supported(&mut problems, format_args!("{p}.{key}"));
             }
-        }
-        if !sc.relabel_configs.is_empty() {
-            not_supported(&mut problems, format_args!("{p}.relabel_configs"));
         }
         if sc.decompression.as_ref().is_some_and(|d| d.enabled) {
             not_supported(&mut problems, format_args!("{p}.decompression"));

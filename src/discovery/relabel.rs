@@ -69,13 +69,7 @@ impl NameScheme {
     /// Whether `name` is a label name under this scheme.
     pub fn is_valid(self, name: &str) -> bool {
         match self {
-            NameScheme::Legacy => {
-                let mut bytes = name.bytes();
-                bytes
-                    .next()
-                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                    && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            }
+            NameScheme::Legacy => crate::entry::is_legacy_label_name(name),
             NameScheme::Utf8 => !name.is_empty(),
         }
     }

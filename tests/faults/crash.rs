@@ -232,8 +232,11 @@ async fn rotated_while_stopped_is_read_from_where_it_was_left() {
 /// `sync_period`, here 10 s), so what a kill re-sends is bounded by what could be acknowledged
 /// between two saves, whatever the in-flight budget: the requests in flight at the kill and
 /// those answered since the last save. With the mock answering each push after 20 ms and a
-/// save a few milliseconds after each acknowledgement, at most a batch or two get through per
-/// sender; the bound allows `concurrency + 3` full batches per kill.
+/// save a few milliseconds after each acknowledgement, usually a batch or two get through per
+/// sender. The bound allows `concurrency + 7` full batches per kill (4,328 lines): a loaded CI
+/// machine can delay a save by a few pushes (2,210 lines once), while saves every
+/// `sync_period` would re-send up to the 40,000 lines between two kills. The re-sent lines
+/// carry their first timestamps, so none of them is kept twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_re_sends_only_the_requests_between_two_saves() {
     const WIDTH: usize = 120;
@@ -249,7 +252,7 @@ async fn kill_9_re_sends_only_the_requests_between_two_saves() {
         .write();
     let lines = fixed_lines("backlog", 0..120_000, WIDTH);
     append_bytes(&log, &lines);
-    let bound = (CONCURRENCY + 3) * BATCH / (WIDTH + 1);
+    let bound = (CONCURRENCY + 7) * BATCH / (WIDTH + 1);
     let mut ft = Ferrotail::start(dir.path(), &cfg, &[]);
     let mut kills: Vec<usize> = Vec::new();
     for third in 1..=2 {
@@ -291,7 +294,7 @@ async fn kill_9_re_sends_only_the_requests_between_two_saves() {
         assert!(
             again <= bound,
             "kill {k} re-sent {again} lines, more than {bound} ({} batches of {BATCH} bytes)",
-            CONCURRENCY + 3
+            CONCURRENCY + 7
         );
     }
     assert_eq!(

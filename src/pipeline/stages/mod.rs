@@ -158,13 +158,5 @@ pub fn build(ty: StageType, body: &Value, cx: &BuildContext) -> Result<Box<dyn S
     })
 }
 
-/// Label names the `labels` and `structured_metadata` stages may create (Prometheus' legacy
-/// rule `[a-zA-Z_][a-zA-Z0-9_]*`, checked at load).
-pub fn is_legacy_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
 #[cfg(test)]
 pub(crate) mod testutil;
