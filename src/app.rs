@@ -107,7 +107,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         ));
     }
 
-    let targets = settings::file_targets(&cfg, &metrics);
+    // The static targets, fixed for the process's life (kept open until the end of `run`).
+    let (_static_targets, targets) =
+        tokio::sync::watch::channel(settings::file_targets(&cfg, &metrics));
     let tailer = Tailer::new(
         targets,
         settings::tail(&cfg),

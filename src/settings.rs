@@ -1,18 +1,17 @@
 //! Converts the Promtail-shaped [`Config`] into the runtime settings of each part, once, at
 //! start. Runtime code never sees YAML types or re-validates.
 //!
-//! File targets follow spec §4.6 for `static_configs`: each target gets `__address__`, goes
-//! through the job's `relabel_configs` (dropped ones counted as `dropped`), is dropped when
-//! `__host__` names another host, ignored without `__path__`, loses every `__*` label, and
-//! duplicates are counted as `exists`.
+//! File targets of `static_configs` are made from their groups as discovered ones are
+//! ([`crate::discovery::targets`], spec §4.6).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::client::{Auth, BackoffSettings, ClientSettings, PemSource, Secret, TlsSettings};
 use crate::config::{ClientConfig, Config};
+use crate::discovery::TargetGroup;
 use crate::entry::LabelSet;
 use crate::metrics::Metrics;
 use crate::positions::PositionsSettings;
@@ -218,7 +217,7 @@ pub fn tail(cfg: &Config) -> TailSettings {
 }
 
 /// The host name Promtail compares `__host__` with: `$HOSTNAME`, else the kernel's.
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -230,62 +229,38 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// File targets of every `static_configs` job (spec §4.2, §4.6).
+/// File targets of every `static_configs` job (spec §4.2, §4.6), as
+/// [`crate::discovery::targets`] makes them from discovered groups.
 pub fn file_targets(cfg: &Config, metrics: &Metrics) -> Vec<FileTarget> {
     let host = hostname();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for sc in &cfg.scrape_configs {
-        let rules = relabel_rules(&sc.relabel_configs);
-        for group in sc.static_configs.iter().flatten() {
-            for address in group.targets_or_default() {
-                let mut labels: BTreeMap<String, String> = group.labels.clone();
-                labels.insert("__address__".into(), address);
-                // Always, like Promtail: with no rules it still drops empty-valued labels.
-                if !crate::discovery::relabel::process(&rules, &mut labels) {
-                    metrics.targets_failed.with_label_values(&["dropped"]).inc();
-                    continue;
-                }
-                if let Some(h) = labels.get("__host__")
-                    && *h != host
-                {
-                    metrics
-                        .targets_failed
-                        .with_label_values(&["wrong_host"])
-                        .inc();
-                    continue;
-                }
-                let Some(include) = labels.get("__path__").cloned() else {
-                    tracing::info!(job = %sc.job_name, "Target has no __path__ label, ignoring it.");
-                    metrics.targets_failed.with_label_values(&["no_path"]).inc();
-                    continue;
-                };
-                let exclude = labels
-                    .get("__path_exclude__")
-                    .cloned()
-                    .filter(|e| !e.is_empty());
-                labels.retain(|k, _| !k.starts_with("__"));
-                let labels = LabelSet::from_pairs(labels);
-                let key = (
-                    sc.job_name.clone(),
-                    include.clone(),
-                    labels.stream_key(),
-                    exclude.clone(),
-                );
-                if !seen.insert(key) {
-                    metrics.targets_failed.with_label_values(&["exists"]).inc();
-                    continue;
-                }
-                out.push(FileTarget {
-                    job: sc.job_name.clone(),
-                    labels,
-                    include,
-                    exclude,
-                });
-            }
-        }
+        crate::discovery::targets::file_targets_of(
+            &sc.job_name,
+            &relabel_rules(&sc.relabel_configs),
+            &static_groups(sc),
+            &host,
+            metrics,
+            &mut seen,
+            &mut out,
+        );
     }
     out
+}
+
+/// A job's `static_configs` as target groups (a group without targets has `localhost`).
+pub fn static_groups(sc: &crate::config::ScrapeConfig) -> Vec<TargetGroup> {
+    sc.static_configs
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, group)| TargetGroup {
+            targets: group.targets_or_default(),
+            labels: group.labels.clone(),
+            source: format!("{}/static/{i}", sc.job_name),
+        })
+        .collect()
 }
 
 /// A secret given in a file (read for every use) or inline.

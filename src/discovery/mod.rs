@@ -1,4 +1,19 @@
-//! Service discovery: discovery publishes target groups (label sets); relabeling turns each of
-//! them into a target, or drops it. Today only the relabel engine is here ([`relabel`]).
+//! Service discovery: discoverers publish target groups (label sets) on watch channels;
+//! [`targets`] turns each job's groups into file targets through its relabel rules
+//! ([`relabel`]) and keeps the tailer's target set current.
+
+use std::collections::BTreeMap;
 
 pub mod relabel;
+pub mod targets;
+
+/// One group of targets as discovery publishes it (Prometheus' targetgroup.Group).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetGroup {
+    /// One target per entry (each becomes `__address__`).
+    pub targets: Vec<String>,
+    /// Labels shared by the group's targets.
+    pub labels: BTreeMap<String, String>,
+    /// Where it came from (e.g. the SD file and index), for logs and the /service-discovery page.
+    pub source: String,
+}

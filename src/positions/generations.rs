@@ -322,6 +322,30 @@ impl PathState {
         }
         // A reader of this owner ended without releasing (it failed): what it was reading or
         // holding is looked for again; what it left stays until acknowledged.
+        let plan = Self::leave(&mut inner, owner);
+        drop(inner);
+        self.changed();
+        plan
+    }
+
+    /// Reader `owner` stopped because its target was removed (not because the path went):
+    /// the path's position stays (as Promtail keeps it), what is in flight still commits, and
+    /// a reader of the same target attached later resumes where this one was.
+    pub fn detach(&self, owner: u64) {
+        let mut inner = self.lock();
+        inner.owners.retain(|o| *o != owner);
+        inner.seen.retain(|o| *o != owner);
+        inner
+            .gens
+            .retain(|g| !(g.owner == owner && g.phase == Phase::Held));
+        Self::leave(&mut inner, owner);
+        drop(inner);
+        self.changed();
+    }
+
+    /// Lets every generation of `owner` go (left: kept while in flight) and makes where it
+    /// was the path's restored state, which is returned.
+    fn leave(inner: &mut Inner, owner: u64) -> ResumePlan {
         let mut older = Vec::new();
         for g in inner.gens.iter_mut().filter(|g| g.owner == owner) {
             if g.phase != Phase::Left {
@@ -341,10 +365,8 @@ impl PathState {
             current_size: newest.as_ref().map_or(0, |g| g.size),
             current_stamps: newest.map(|g| g.stamps).unwrap_or_default(),
         };
-        // Until the reader adds generations again, this is what the path's state is.
+        // Until a reader adds generations again, this is what the path's state is.
         inner.restored = plan.clone();
-        drop(inner);
-        self.changed();
         plan
     }
 
@@ -666,6 +688,33 @@ mod tests {
         assert_eq!(plan.older[0].identity, A);
         assert_eq!(plan.older[0].offset, 30);
         assert_eq!(plan.current.unwrap().identity, Some(B));
+    }
+
+    #[test]
+    fn a_detached_reader_keeps_the_position_for_the_next_one() {
+        let s = state();
+        s.attach(1);
+        let g = s.add(1, A, Fingerprint::default(), 0, 0, Phase::Reading);
+        let t = g.tracker();
+        drop(t.chunk(100, None));
+        let in_flight = t.chunk(180, None);
+        s.add(1, B, Fingerprint::default(), 0, 0, Phase::Held);
+        s.detach(1);
+        assert!(s.busy(), "lines in flight: the path is busy");
+        drop(in_flight);
+        assert!(!s.prune(), "not forgotten: the position stays");
+        assert!(!s.busy());
+        assert_eq!(
+            s.saved().map(|p| p.offset),
+            Some(100),
+            "where it was at the detach"
+        );
+        // The target comes back: its reader resumes there.
+        let plan = s.attach(1);
+        assert_eq!(
+            plan.current.map(|c| (c.offset, c.identity)),
+            Some((100, Some(A)))
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub fn check_glob(pattern: &str) -> Result<(), GlobError> {
 }
 
 /// A compiled include glob with its optional exclude glob.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PathMatcher {
     include: GlobMatcher,
     exclude: Option<GlobMatcher>,

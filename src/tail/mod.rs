@@ -63,7 +63,7 @@ pub enum TailEvent {
 }
 
 /// One file target: a glob of files to tail and the labels of their entries.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileTarget {
     /// The scrape job; entries go to this job's channel.
     pub job: String,

@@ -46,6 +46,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use prometheus::{IntCounter, IntGauge};
@@ -123,6 +124,9 @@ pub(crate) struct ReaderCtx {
     pub(crate) output: mpsc::Sender<TailEvent>,
     pub(crate) shared: Arc<ReaderShared>,
     pub(crate) slot: Arc<PollSlot>,
+    /// Set before `stop` when the reader stops because its target was removed: the path's
+    /// position is then kept (detached), not forgotten as for a path that no longer matches.
+    pub(crate) target_removed: Arc<AtomicBool>,
 }
 
 /// Metric handles of one reader, looked up once.
@@ -188,8 +192,13 @@ pub(crate) async fn run(
         for d in std::mem::take(&mut reader.draining) {
             reader.retire(&d.of);
         }
-        // Gone for good: what is in flight still commits, then the path is forgotten.
-        state.release(ctx.owner);
+        if exit == Exit::Stopped && ctx.target_removed.load(Ordering::Acquire) {
+            // The target went, not the file: its position stays for a later reader.
+            state.detach(ctx.owner);
+        } else {
+            // Gone for good: what is in flight still commits, then the path is forgotten.
+            state.release(ctx.owner);
+        }
     }
     if matches!(exit, Exit::Stopped | Exit::Deleted | Exit::Failed) {
         // Buffering stages (`multiline`, `cri`) send on what they hold for this file. At

@@ -14,10 +14,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,9 +36,9 @@ use crate::positions::Positions;
 /// instead.
 const EVENT_QUEUE: usize = 4096;
 
-/// Discovers and tails the files of a set of file targets.
+/// Discovers and tails the files of a set of file targets, which may change while it runs.
 pub struct Tailer {
-    targets: Vec<FileTarget>,
+    targets: watch::Receiver<Vec<FileTarget>>,
     settings: Arc<TailSettings>,
     positions: Arc<Positions>,
     budget: Arc<Semaphore>,
@@ -48,11 +49,13 @@ pub struct Tailer {
 }
 
 impl Tailer {
-    /// A tailer for `targets`; entries of job `j` go to `outputs[j]` as one `Vec` per read
-    /// chunk. `budget` counts bytes in flight (one permit per byte); its permits available now
-    /// are taken as its size, so that no single chunk ever asks for more than the whole budget.
+    /// A tailer for the targets `targets` holds (and later sends: a target set is applied by
+    /// its difference, so a target that stays keeps its readers); entries of job `j` go to
+    /// `outputs[j]` as one `Vec` per read chunk. `budget` counts bytes in flight (one permit
+    /// per byte); its permits available now are taken as its size, so that no single chunk
+    /// ever asks for more than the whole budget.
     pub fn new(
-        targets: Vec<FileTarget>,
+        targets: watch::Receiver<Vec<FileTarget>>,
         settings: TailSettings,
         positions: Arc<Positions>,
         budget: Arc<Semaphore>,
@@ -80,39 +83,7 @@ impl Tailer {
     /// Tails until `shutdown`; returns once every reader has stopped. Readers stop reading at
     /// shutdown but leave their trackers attached to positions, so entries acknowledged during
     /// the flush still move positions.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut targets = Vec::new();
-        let mut matchers = Vec::new();
-        for t in self.targets {
-            let Some(output) = self.outputs.get(&t.job) else {
-                tracing::error!(job = %t.job, path = %t.include, "No entry channel for this job; the target is skipped.");
-                self.metrics
-                    .targets_failed
-                    .with_label_values(&["error"])
-                    .inc();
-                continue;
-            };
-            match PathMatcher::new(&t.include, t.exclude.as_deref()) {
-                Ok(m) => {
-                    matchers.push(m);
-                    targets.push(Target {
-                        job: t.job,
-                        labels: t.labels,
-                        output: output.clone(),
-                    });
-                }
-                Err(e) => {
-                    tracing::error!(job = %t.job, error = %e, "Invalid file target; it is skipped.");
-                    self.metrics
-                        .targets_failed
-                        .with_label_values(&["error"])
-                        .inc();
-                }
-            }
-        }
-        let n_targets = i64::try_from(targets.len()).unwrap_or(i64::MAX);
-        self.metrics.targets_active.add(n_targets);
-
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let poller = Arc::new(Poller::new(self.settings.min_poll, self.settings.max_poll));
         let poller_task =
             tokio::spawn(Arc::clone(&poller).run(self.status.clone(), shutdown.clone()));
@@ -121,8 +92,9 @@ impl Tailer {
         let watcher = make_watcher(event_tx, Arc::clone(&resync), Arc::clone(&poller));
 
         let mut d = Discovery {
-            targets,
-            matchers: Arc::new(matchers),
+            targets: HashMap::new(),
+            matchers: Arc::new(Vec::new()),
+            outputs: self.outputs,
             readers: HashMap::new(),
             joins: JoinSet::new(),
             watcher,
@@ -145,12 +117,27 @@ impl Tailer {
             .settings
             .sync_period
             .max(std::time::Duration::from_millis(10));
+        let first = self.targets.borrow_and_update().clone();
+        d.apply(first);
         d.resume_unread();
         d.sync().await;
         let mut next_sync = Instant::now() + period;
+        // A fixed target set's sender may be gone: then nothing changes any more.
+        let mut updates = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                changed = self.targets.changed(), if updates => {
+                    if changed.is_err() {
+                        updates = false;
+                        continue;
+                    }
+                    let set = self.targets.borrow_and_update().clone();
+                    if d.apply(set) {
+                        d.sync().await;
+                        next_sync = Instant::now() + period;
+                    }
+                }
                 _ = tokio::time::sleep_until(next_sync) => {
                     d.sync().await;
                     next_sync = Instant::now() + period;
@@ -175,15 +162,27 @@ impl Tailer {
         if let Err(e) = poller_task.await {
             tracing::error!(error = %e, "The file poller failed.");
         }
-        d.shared.metrics.targets_active.sub(n_targets);
+        let active = i64::try_from(d.targets.len()).unwrap_or(i64::MAX);
+        d.shared.metrics.targets_active.sub(active);
     }
 }
 
-/// A valid target at run time (its glob is in `Discovery::matchers` at the same index).
+/// A valid target at run time, by its id (see [`target_id`]).
 struct Target {
     job: String,
     labels: LabelSet,
     output: mpsc::Sender<TailEvent>,
+}
+
+/// A target's identity across target sets: its job, globs and labels (spec §4.6 step 5). It
+/// is also the owner id of its readers in the positions, so a target removed and added again
+/// resumes where its readers were.
+fn target_id(t: &FileTarget) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (&t.job, &t.include, &t.exclude, t.labels.stream_key()).hash(&mut h);
+    // u64::MAX is the owner of no target (`resume_unread`).
+    h.finish().min(u64::MAX - 1)
 }
 
 /// What every reader gets a handle on.
@@ -201,15 +200,20 @@ struct Shared {
 struct Running {
     id: Id,
     stop: CancellationToken,
+    /// Set with `stop` when the reader's target was removed (its position is kept).
+    target_removed: Arc<AtomicBool>,
     shared: Arc<ReaderShared>,
     slot: Arc<PollSlot>,
 }
 
-type ReaderKey = (usize, PathBuf);
+/// (target id, path).
+type ReaderKey = (u64, PathBuf);
 
 struct Discovery {
-    targets: Vec<Target>,
-    matchers: Arc<Vec<PathMatcher>>,
+    targets: HashMap<u64, Target>,
+    /// Each target's globs, by target id (shared with the blocking scans).
+    matchers: Arc<Vec<(u64, PathMatcher)>>,
+    outputs: HashMap<String, mpsc::Sender<TailEvent>>,
     readers: HashMap<ReaderKey, Running>,
     joins: JoinSet<(ReaderKey, Exit)>,
     watcher: Option<RecommendedWatcher>,
@@ -220,12 +224,90 @@ struct Discovery {
 }
 
 impl Discovery {
+    /// Makes `set` the target set: targets that stay keep their readers, removed ones stop
+    /// theirs (after reading what their files hold; positions are kept, as Promtail keeps
+    /// them), added ones are tailed from the next sync. Returns whether anything changed.
+    fn apply(&mut self, set: Vec<FileTarget>) -> bool {
+        let mut wanted: HashMap<u64, FileTarget> = HashMap::with_capacity(set.len());
+        for t in set {
+            wanted.entry(target_id(&t)).or_insert(t);
+        }
+        let removed: Vec<u64> = self
+            .targets
+            .keys()
+            .filter(|id| !wanted.contains_key(id))
+            .copied()
+            .collect();
+        for id in &removed {
+            if let Some(t) = self.targets.remove(id) {
+                tracing::info!(job = %t.job, labels = %t.labels, "Target removed; its readers stop after reading what their files hold.");
+            }
+            for (key, r) in &self.readers {
+                if key.0 == *id {
+                    r.target_removed.store(true, Ordering::Release);
+                    r.stop.cancel();
+                }
+            }
+        }
+        let mut matchers: Vec<(u64, PathMatcher)> = self
+            .matchers
+            .iter()
+            .filter(|(id, _)| !removed.contains(id))
+            .cloned()
+            .collect();
+        let mut added = 0usize;
+        for (id, t) in wanted {
+            if self.targets.contains_key(&id) {
+                continue;
+            }
+            let Some(output) = self.outputs.get(&t.job) else {
+                tracing::error!(job = %t.job, path = %t.include, "No entry channel for this job; the target is skipped.");
+                self.shared
+                    .metrics
+                    .targets_failed
+                    .with_label_values(&["error"])
+                    .inc();
+                continue;
+            };
+            match PathMatcher::new(&t.include, t.exclude.as_deref()) {
+                Ok(m) => {
+                    matchers.push((id, m));
+                    self.targets.insert(
+                        id,
+                        Target {
+                            job: t.job,
+                            labels: t.labels,
+                            output: output.clone(),
+                        },
+                    );
+                    added += 1;
+                }
+                Err(e) => {
+                    tracing::error!(job = %t.job, error = %e, "Invalid file target; it is skipped.");
+                    self.shared
+                        .metrics
+                        .targets_failed
+                        .with_label_values(&["error"])
+                        .inc();
+                }
+            }
+        }
+        let m = &self.shared.metrics.targets_active;
+        m.add(i64::try_from(added).unwrap_or(i64::MAX));
+        m.sub(i64::try_from(removed.len()).unwrap_or(i64::MAX));
+        self.matchers = Arc::new(matchers);
+        added > 0 || !removed.is_empty()
+    }
+
     /// Re-evaluates every glob: starts readers for new matches, stops those of paths that no
     /// longer match, and updates the watched directories.
     async fn sync(&mut self) {
         let matchers = Arc::clone(&self.matchers);
         let found = tokio::task::spawn_blocking(move || {
-            matchers.iter().map(PathMatcher::scan).collect::<Vec<_>>()
+            matchers
+                .iter()
+                .map(|(id, m)| (*id, m.scan()))
+                .collect::<Vec<_>>()
         })
         .await;
         let found = match found {
@@ -236,9 +318,9 @@ impl Discovery {
             }
         };
         let mut matched: HashSet<ReaderKey> = HashSet::new();
-        for (idx, paths) in found.into_iter().enumerate() {
+        for (id, paths) in found {
             for path in paths {
-                matched.insert((idx, path));
+                matched.insert((id, path));
             }
         }
         for key in &matched {
@@ -275,7 +357,8 @@ impl Discovery {
             .unwrap_or_default();
             for key in stop {
                 if let Some(running) = self.readers.get(&key) {
-                    tracing::info!(job = %self.targets[key.0].job, path = %key.1.display(), "Path no longer matches; its reader stops after reading what the file holds.");
+                    let job = self.targets.get(&key.0).map_or("", |t| t.job.as_str());
+                    tracing::info!(job = %job, path = %key.1.display(), "Path no longer matches; its reader stops after reading what the file holds.");
                     running.stop.cancel();
                 }
             }
@@ -287,8 +370,8 @@ impl Discovery {
     async fn created(&mut self, paths: Vec<PathBuf>) {
         let mut candidates: Vec<ReaderKey> = Vec::new();
         for path in paths {
-            for (idx, m) in self.matchers.iter().enumerate() {
-                let key = (idx, path.clone());
+            for (id, m) in self.matchers.iter() {
+                let key = (*id, path.clone());
                 if m.matches(&path)
                     && !self.readers.contains_key(&key)
                     && !candidates.contains(&key)
@@ -319,7 +402,9 @@ impl Discovery {
     }
 
     fn start(&mut self, key: ReaderKey) {
-        let t = &self.targets[key.0];
+        let Some(t) = self.targets.get(&key.0) else {
+            return; // removed meanwhile
+        };
         let s = &self.shared;
         let path_str = key.1.to_string_lossy().into_owned();
         let mut labels = t.labels.clone();
@@ -331,9 +416,10 @@ impl Discovery {
         );
         let slot = self.poller.register(&key.1);
         let stop = CancellationToken::new();
+        let target_removed = Arc::new(AtomicBool::new(false));
         let ctx = ReaderCtx {
             job: t.job.clone(),
-            owner: key.0 as u64,
+            owner: key.0,
             path: key.1.clone(),
             key: path_str,
             labels,
@@ -346,6 +432,7 @@ impl Discovery {
             output: t.output.clone(),
             shared: Arc::clone(&shared),
             slot: Arc::clone(&slot),
+            target_removed: Arc::clone(&target_removed),
         };
         let (task_key, reader_stop, shutdown) = (key.clone(), stop.clone(), self.shutdown.clone());
         let handle = self.joins.spawn(async move {
@@ -359,6 +446,7 @@ impl Discovery {
                 stop,
                 shared,
                 slot,
+                target_removed,
             },
         );
     }
@@ -369,8 +457,11 @@ impl Discovery {
     fn resume_unread(&mut self) {
         for key in self.shared.positions.unread_generations() {
             let path = PathBuf::from(&key);
-            let owners: Vec<usize> = (0..self.targets.len())
-                .filter(|i| self.matchers[*i].matches(&path))
+            let owners: Vec<u64> = self
+                .matchers
+                .iter()
+                .filter(|(_, m)| m.matches(&path))
+                .map(|(id, _)| *id)
                 .collect();
             if owners.is_empty() {
                 let plan = self.shared.positions.attach(&key, u64::MAX).1;
@@ -383,8 +474,8 @@ impl Discovery {
                 self.shared.positions.remove(&key);
                 continue;
             }
-            for idx in owners {
-                let key = (idx, path.clone());
+            for id in owners {
+                let key = (id, path.clone());
                 if !self.readers.contains_key(&key) {
                     self.start(key);
                 }
@@ -450,7 +541,7 @@ impl Discovery {
         let mut want: HashSet<PathBuf> = self
             .matchers
             .iter()
-            .map(|m| m.base_dir().to_path_buf())
+            .map(|(_, m)| m.base_dir().to_path_buf())
             .collect();
         for (_, path) in self.readers.keys() {
             if let Some(parent) = path.parent() {

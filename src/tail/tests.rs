@@ -49,6 +49,8 @@ struct Harness {
     status: TailStatus,
     /// Entries received but not yet handed to the test.
     pending: HashMap<String, std::collections::VecDeque<Entry>>,
+    /// The tailer's target set (send a new one to change it).
+    targets: tokio::sync::watch::Sender<Vec<FileTarget>>,
 }
 
 impl Harness {
@@ -73,8 +75,9 @@ impl Harness {
                 rx.insert(t.job.clone(), r);
             }
         }
+        let (targets_tx, targets_rx) = tokio::sync::watch::channel(targets);
         let tailer = Tailer::new(
-            targets,
+            targets_rx,
             settings,
             Arc::clone(&positions),
             Arc::clone(&budget),
@@ -94,6 +97,7 @@ impl Harness {
             status,
             pending: HashMap::new(),
             released: Vec::new(),
+            targets: targets_tx,
         }
     }
 
@@ -733,4 +737,48 @@ async fn random_writes_rotations_truncations_restarts() {
         );
         h.stop().await;
     }
+}
+
+#[tokio::test]
+async fn targets_come_and_go_without_disturbing_the_ones_that_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    fs::write(&a, b"a1\nretrying\n").unwrap();
+    fs::write(&b, b"b1\nretrying\n").unwrap();
+    let ta = target("j", &a);
+    let tb = target("j", &b);
+    let mut h = Harness::start(vec![ta.clone()], fast_settings());
+    assert_eq!(h.lines("j", 2).await, ["a1", "retrying"]);
+    wait_for("a read and committed", || {
+        h.positions.get(&key(&a)).map(|p| p.offset) == Some(12)
+    })
+    .await;
+    // A target is added: its file is read; the one that stays is not read again.
+    h.targets.send(vec![ta.clone(), tb.clone()]).unwrap();
+    assert_eq!(h.lines("j", 2).await, ["b1", "retrying"]);
+    assert_eq!(h.metrics.targets_active.get(), 2);
+    append(&a, b"a2\n");
+    assert_eq!(h.lines("j", 1).await, ["a2"], "a's reader kept its place");
+    wait_for("a committed again", || {
+        h.positions.get(&key(&a)).map(|p| p.offset) == Some(15)
+    })
+    .await;
+    // a's target is removed: its reader stops, its position stays (as Promtail keeps it).
+    h.targets.send(vec![tb.clone()]).unwrap();
+    wait_for("one file tailed", || h.status.files_active() == 1).await;
+    assert_eq!(h.metrics.targets_active.get(), 1);
+    append(&a, b"written while a had no target\n");
+    append(&b, b"b2\n");
+    assert_eq!(h.lines("j", 1).await, ["b2"]);
+    assert_eq!(
+        h.positions.get(&key(&a)).map(|p| p.offset),
+        Some(15),
+        "position kept"
+    );
+    // It comes back: reading resumes where it was, nothing is read twice or skipped.
+    h.targets.send(vec![ta, tb]).unwrap();
+    assert_eq!(h.lines("j", 1).await, ["written while a had no target"]);
+    append(&a, b"a3\n");
+    assert_eq!(h.lines("j", 1).await, ["a3"]);
+    h.stop().await;
 }
