@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Clients, DryRunPrinter, Sink};
 use crate::config::Config;
+use crate::discovery::file_sd::FileSd;
+use crate::discovery::targets::{self, JobTargets};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::readline_limit::ReadlineLimiter;
@@ -36,6 +38,10 @@ pub struct RunOptions {
 
 /// Batches of entries queued between a job's readers and its pipeline task.
 const PIPELINE_QUEUE: usize = 8;
+
+/// How long the start waits for every discoverer's first answer before tailing (see
+/// [`targets::first_set`]).
+const DISCOVERY_FIRST_WAIT: Duration = Duration::from_secs(10);
 
 struct TailerStatus(TailStatus);
 
@@ -107,9 +113,39 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         ));
     }
 
-    // The static targets, fixed for the process's life (kept open until the end of `run`).
-    let (_static_targets, targets) =
-        tokio::sync::watch::channel(settings::file_targets(&cfg, &metrics));
+    // Discovery: each job's static groups and discoverers; their file targets follow what
+    // the discoverers publish (the tailer applies each set by difference).
+    let stop_discovery = CancellationToken::new();
+    let mut jobs = Vec::new();
+    for sc in &cfg.scrape_configs {
+        let mut discovered = Vec::new();
+        for fsd in sc.file_sd_configs.iter().flatten() {
+            let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+            let sd = FileSd::new(
+                fsd.files.clone(),
+                fsd.refresh_interval.0,
+                Arc::clone(&metrics),
+            );
+            tokio::spawn(sd.run(tx, stop_discovery.clone()));
+            discovered.push(rx);
+        }
+        jobs.push(JobTargets {
+            job: sc.job_name.clone(),
+            rules: settings::relabel_rules(&sc.relabel_configs),
+            static_groups: settings::static_groups(sc),
+            discovered,
+        });
+    }
+    let host = settings::hostname();
+    let first = targets::first_set(&mut jobs, &host, &metrics, DISCOVERY_FIRST_WAIT).await;
+    let (targets_tx, targets) = tokio::sync::watch::channel(first);
+    tokio::spawn(targets::run(
+        jobs,
+        host,
+        Arc::clone(&metrics),
+        targets_tx,
+        stop_discovery.clone(),
+    ));
     let tailer = Tailer::new(
         targets,
         settings::tail(&cfg),
@@ -167,6 +203,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let deadline = Instant::now() + cfg.ferrotail.shutdown_timeout.as_std();
     tracing::info!("Stopping: reading stops, in-flight entries are flushed.");
 
+    stop_discovery.cancel();
     stop_tail.cancel();
     let drained = tokio::time::timeout_at(deadline.into(), async {
         let _ = (&mut tail_task).await;

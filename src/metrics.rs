@@ -61,6 +61,10 @@ pub struct Metrics {
     pub inflight_budget_bytes: IntGauge,
     /// Failed writes of the positions file.
     pub positions_write_errors: IntCounter,
+    /// Reads of `file_sd_configs` files that failed (unreadable or unparsable; the file's
+    /// previous target groups were kept). Prometheus counts these as
+    /// `prometheus_sd_file_read_errors_total`, which Promtail does not expose.
+    pub sd_file_read_errors: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -270,6 +274,11 @@ impl Metrics {
                 &r,
                 "ferrotail_positions_write_errors_total",
                 "Failed writes of the positions file.",
+            ),
+            sd_file_read_errors: counter(
+                &r,
+                "ferrotail_sd_file_read_errors_total",
+                "Reads of file_sd files that failed (unreadable or invalid); their previous target groups were kept.",
             ),
             registry: r,
         }

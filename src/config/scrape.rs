@@ -37,7 +37,7 @@ pub struct ScrapeConfig {
     /// `static_configs`: present (even empty) makes this a file job. `None` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_configs: Option<Vec<StaticConfig>>,
-    /// `file_sd_configs` (not supported yet).
+    /// `file_sd_configs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_sd_configs: Option<Vec<FileSdConfig>>,
     /// `kubernetes_sd_configs` (not supported yet; kept raw).
@@ -119,7 +119,7 @@ pub struct ScrapeConfig {
 
 impl ScrapeConfig {
     /// The service-discovery list keys (file jobs) and whether each is present / non-empty.
-    /// `static_configs` comes first; the others are not supported yet.
+    /// `static_configs` and `file_sd_configs` come first; the others are not supported yet.
     pub(crate) fn sd_lists(&self) -> [(&'static str, Option<usize>); 17] {
         fn len<T>(v: &Option<Vec<T>>) -> Option<usize> {
             v.as_ref().map(Vec::len)
@@ -200,7 +200,7 @@ impl StaticConfig {
     }
 }
 
-/// One `file_sd_configs[]` element (parsed, not supported yet).
+/// One `file_sd_configs[]` element.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FileSdConfig {

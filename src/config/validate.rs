@@ -314,9 +314,22 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
                 problems.push(format!("{p}.relabel_configs[{j}]: {e}"));
             }
         }
-        for (key, len) in sc.sd_lists().into_iter().skip(1) {
+        // static_configs and file_sd_configs are supported; the other discoveries not yet.
+        for (key, len) in sc.sd_lists().into_iter().skip(2) {
             if len.is_some_and(|n| n > 0) {
                 not_supported(&mut problems, format_args!("{p}.{key}"));
+            }
+        }
+        for (j, fsd) in sc.file_sd_configs.iter().flatten().enumerate() {
+            // Promtail refuses a bad pattern when it loads the config, as here.
+            if let Err(e) = crate::discovery::file_sd::check_config(&fsd.files) {
+                problems.push(format!("{p}.file_sd_configs[{j}].files: {e}"));
+            }
+            if fsd.refresh_interval.0.is_zero() {
+                // Prometheus would panic on a zero ticker.
+                problems.push(format!(
+                    "{p}.file_sd_configs[{j}].refresh_interval: must be greater than 0"
+                ));
             }
         }
         for (key, set) in sc.other_targets() {

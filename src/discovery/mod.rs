@@ -1,9 +1,10 @@
-//! Service discovery: discoverers publish target groups (label sets) on watch channels;
-//! [`targets`] turns each job's groups into file targets through its relabel rules
-//! ([`relabel`]) and keeps the tailer's target set current.
+//! Service discovery: discoverers publish target groups (label sets) on watch channels
+//! ([`file_sd`] for `file_sd_configs`); [`targets`] turns each job's groups into file targets
+//! through its relabel rules ([`relabel`]) and keeps the tailer's target set current.
 
 use std::collections::BTreeMap;
 
+pub mod file_sd;
 pub mod relabel;
 pub mod targets;
 

@@ -122,6 +122,29 @@ fn evaluate(jobs: &[JobTargets], host: &str, metrics: &Metrics) -> Vec<FileTarge
     out
 }
 
+/// The first complete target set: waits until every discoverer has published once (its
+/// first scan), at most `max` (a discoverer that has not answered by then counts as empty
+/// until it does). The tailer forgets saved paths no target matches when it starts, so its
+/// first set must not miss a discovered target for want of waiting.
+pub async fn first_set(
+    jobs: &mut [JobTargets],
+    host: &str,
+    metrics: &Metrics,
+    max: std::time::Duration,
+) -> Vec<FileTarget> {
+    let deadline = tokio::time::Instant::now() + max;
+    for rx in jobs.iter_mut().flat_map(|j| j.discovered.iter_mut()) {
+        if tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(after = ?max, "A discoverer has not answered yet; its targets are added when it does.");
+            break;
+        }
+    }
+    evaluate(jobs, host, metrics)
+}
+
 /// Keeps `out` holding the file targets of `jobs`: evaluated now, and again whenever a
 /// discoverer publishes, until `shutdown`.
 pub async fn run(

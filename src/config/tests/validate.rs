@@ -173,7 +173,6 @@ scrape_configs:
         "clients[1].basic_auth.password_ref is not supported yet",
         "scrape_configs[0].decompression is not supported yet",
         "scrape_configs[0].encoding is not supported yet",
-        "scrape_configs[1].file_sd_configs is not supported yet",
         "scrape_configs[1].kubernetes_sd_configs is not supported yet",
         "scrape_configs[1].docker_sd_configs is not supported yet",
         "scrape_configs[2].kafka is not supported yet",
@@ -186,7 +185,7 @@ scrape_configs:
     assert_eq!(p, want);
     let shown = ConfigError::Invalid(p).to_string();
     assert!(
-        shown.starts_with("18 problems in the configuration:\n  - clients[0].oauth2"),
+        shown.starts_with("17 problems in the configuration:\n  - clients[0].oauth2"),
         "{shown}"
     );
 }
@@ -301,6 +300,38 @@ fn a_job_needs_a_target() {
     ))
     .validate()
     .unwrap();
+}
+
+#[test]
+fn file_sd_patterns_are_checked_as_promtail_checks_them() {
+    let job = |files: &str, extra: &str| {
+        parse(&format!(
+            "{CLIENT}scrape_configs:\n- job_name: sd\n  file_sd_configs:\n  - files: {files}\n{extra}"
+        ))
+    };
+    job("[/etc/targets/*.yaml, /etc/targets/extra.json]", "")
+        .validate()
+        .unwrap();
+    for (files, needle) in [
+        (
+            "[/etc/*/targets.yaml]",
+            "scrape_configs[0].file_sd_configs[0].files: ",
+        ),
+        (
+            "[/etc/targets/*.txt]",
+            "scrape_configs[0].file_sd_configs[0].files: ",
+        ),
+        ("[]", "scrape_configs[0].file_sd_configs[0].files: "),
+    ] {
+        let p = problems(&job(files, ""));
+        assert_eq!(p.len(), 1, "{files}: {p:?}");
+        assert!(p[0].starts_with(needle), "{files}: {p:?}");
+    }
+    let p = problems(&job("[/t/*.yaml]", "    refresh_interval: 0s\n"));
+    assert_eq!(
+        p,
+        ["scrape_configs[0].file_sd_configs[0].refresh_interval: must be greater than 0"]
+    );
 }
 
 #[test]
