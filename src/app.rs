@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Clients, DryRunPrinter, Sink};
 use crate::config::Config;
 use crate::discovery::file_sd::FileSd;
-use crate::discovery::targets::{self, JobTargets};
+use crate::discovery::targets::{self, JobReport, JobTargets};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::readline_limit::ReadlineLimiter;
@@ -27,7 +27,7 @@ use crate::pipeline::stream_clock::StreamClock;
 use crate::positions::{Positions, PositionsWriter};
 use crate::server::{Server, Status};
 use crate::settings;
-use crate::tail::{TailEvent, TailStatus, Tailer};
+use crate::tail::{FileStatus, TailEvent, TailStatus, Tailer};
 
 /// How the process was asked to run.
 #[derive(Clone, Debug, Default)]
@@ -43,21 +43,20 @@ const PIPELINE_QUEUE: usize = 8;
 /// [`targets::first_set`]).
 const DISCOVERY_FIRST_WAIT: Duration = Duration::from_secs(10);
 
-struct TailerStatus(TailStatus);
+struct TailerStatus {
+    tail: TailStatus,
+    jobs: tokio::sync::watch::Receiver<Arc<Vec<JobReport>>>,
+}
 
 impl Status for TailerStatus {
     fn ready(&self) -> bool {
-        self.0.files_active() > 0
+        self.tail.files_active() > 0
     }
-    fn targets(&self) -> String {
-        let mut out = String::new();
-        for f in self.0.files() {
-            out.push_str(&format!(
-                "job={} path={} open={} read={} committed={} size={}\n",
-                f.job, f.path, f.open, f.read_offset, f.committed_offset, f.size
-            ));
-        }
-        out
+    fn files(&self) -> Vec<FileStatus> {
+        self.tail.files()
+    }
+    fn jobs(&self) -> Arc<Vec<JobReport>> {
+        Arc::clone(&self.jobs.borrow())
     }
 }
 
@@ -137,13 +136,16 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         });
     }
     let host = settings::hostname();
-    let first = targets::first_set(&mut jobs, &host, &metrics, DISCOVERY_FIRST_WAIT).await;
+    let (first, first_report) =
+        targets::first_set(&mut jobs, &host, &metrics, DISCOVERY_FIRST_WAIT).await;
     let (targets_tx, targets) = tokio::sync::watch::channel(first);
+    let (reports_tx, reports) = tokio::sync::watch::channel(Arc::new(first_report));
     tokio::spawn(targets::run(
         jobs,
         host,
         Arc::clone(&metrics),
         targets_tx,
+        reports_tx,
         stop_discovery.clone(),
     ));
     let tailer = Tailer::new(
@@ -161,7 +163,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         let server = Server::bind(
             &settings::server(&cfg)?,
             Arc::clone(&metrics),
-            Arc::new(TailerStatus(status.clone())),
+            Arc::new(TailerStatus {
+                tail: status.clone(),
+                jobs: reports,
+            }),
             cfg.to_yaml_masked(),
         )
         .await

@@ -244,6 +244,7 @@ pub fn file_targets(cfg: &Config, metrics: &Metrics) -> Vec<FileTarget> {
             metrics,
             &mut seen,
             &mut out,
+            &mut Default::default(),
         );
     }
     out

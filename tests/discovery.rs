@@ -113,6 +113,13 @@ async fn file_sd_targets_come_and_go_while_lines_flow() {
     );
     assert!(!e.labels.contains("__"), "{}", e.labels);
 
+    // /service-discovery shows the discovered labels, the relabeled ones and why the debug
+    // target was dropped.
+    let sd = ft.http_get("/service-discovery");
+    assert!(sd.contains("tier=&quot;debug&quot;"), "{sd}");
+    assert!(sd.contains("dropped: dropped"), "{sd}");
+    assert!(sd.contains("sd_file=&quot;web&quot;"), "{sd}");
+
     // A second SD file: its target is added; the first keeps its reader.
     write_sd(dir.path(), "batch.yaml", &[(&b, "batch", "prod")]);
     wait_entries(&mock, 20, &ft).await;

@@ -35,8 +35,8 @@ impl Status for Ready {
     fn ready(&self) -> bool {
         true
     }
-    fn targets(&self) -> String {
-        String::new()
+    fn files(&self) -> Vec<ferrotail::tail::FileStatus> {
+        Vec::new()
     }
 }
 

@@ -41,8 +41,53 @@ pub struct JobTargets {
     pub discovered: Vec<watch::Receiver<Vec<TargetGroup>>>,
 }
 
-/// Turns one job's groups into file targets, appending them to `out`; `seen` holds the keys
-/// of the targets already made (over every job of one evaluation).
+/// Most dropped targets a job's report lists (Promtail's page shows at most 100 too); the
+/// rest are only counted.
+pub const MAX_DROPPED_SHOWN: usize = 100;
+
+/// One discovered target as `/targets` and `/service-discovery` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TargetReport {
+    /// Where its group came from.
+    pub source: String,
+    /// The labels discovery gave it, before relabeling (with `__address__`).
+    pub discovered_labels: BTreeMap<String, String>,
+    /// Its labels after relabeling and the removal of `__*` labels (empty when dropped).
+    pub labels: BTreeMap<String, String>,
+    /// Its `__path__` glob (empty when dropped for having none).
+    pub path: String,
+    /// Why it was dropped (`dropped` by a rule, `wrong_host`, `no_path`, `exists`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<&'static str>,
+}
+
+/// What one evaluation made of a job's groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JobReport {
+    /// The job's name.
+    pub job: String,
+    /// The targets it tails.
+    pub active: Vec<TargetReport>,
+    /// The first [`MAX_DROPPED_SHOWN`] targets it dropped.
+    pub dropped: Vec<TargetReport>,
+    /// How many it dropped in all.
+    pub dropped_total: usize,
+}
+
+impl JobReport {
+    fn drop_target(&mut self, mut t: TargetReport, reason: &'static str) {
+        self.dropped_total += 1;
+        if self.dropped.len() < MAX_DROPPED_SHOWN {
+            t.dropped = Some(reason);
+            self.dropped.push(t);
+        }
+    }
+}
+
+/// Turns one job's groups into file targets, appending them to `out` and what became of each
+/// to `report`; `seen` holds the keys of the targets already made (over every job of one
+/// evaluation).
+#[allow(clippy::too_many_arguments)]
 pub fn file_targets_of(
     job: &str,
     rules: &[Rule],
@@ -51,31 +96,42 @@ pub fn file_targets_of(
     metrics: &Metrics,
     seen: &mut HashSet<(String, String, String, Option<String>)>,
     out: &mut Vec<FileTarget>,
+    report: &mut JobReport,
 ) {
     let failed = |reason: &str| metrics.targets_failed.with_label_values(&[reason]).inc();
     for group in groups {
         for address in &group.targets {
             let mut labels: BTreeMap<String, String> = group.labels.clone();
             labels.insert("__address__".into(), address.clone());
+            let mut seen_as = TargetReport {
+                source: group.source.clone(),
+                discovered_labels: labels.clone(),
+                ..TargetReport::default()
+            };
             // Always, like Promtail: with no rules it still drops empty-valued labels.
             if !process(rules, &mut labels) {
                 failed("dropped");
+                report.drop_target(seen_as, "dropped");
                 continue;
             }
             if labels.get("__host__").is_some_and(|h| h != host) {
                 failed("wrong_host");
+                report.drop_target(seen_as, "wrong_host");
                 continue;
             }
             let Some(include) = labels.get("__path__").cloned() else {
                 tracing::info!(job = %job, source = %group.source, "Target has no __path__ label, ignoring it.");
                 failed("no_path");
+                report.drop_target(seen_as, "no_path");
                 continue;
             };
+            seen_as.path = include.clone();
             let exclude = labels
                 .get("__path_exclude__")
                 .cloned()
                 .filter(|e| !e.is_empty());
             labels.retain(|k, _| !k.starts_with("__"));
+            seen_as.labels = labels.clone();
             let labels = LabelSet::from_pairs(labels);
             let key = (
                 job.to_owned(),
@@ -85,8 +141,10 @@ pub fn file_targets_of(
             );
             if !seen.insert(key) {
                 failed("exists");
+                report.drop_target(seen_as, "exists");
                 continue;
             }
+            report.active.push(seen_as);
             out.push(FileTarget {
                 job: job.to_owned(),
                 labels,
@@ -98,28 +156,37 @@ pub fn file_targets_of(
 }
 
 /// The file targets of every job, from their static groups and their discoverers' latest
-/// groups.
-fn evaluate(jobs: &[JobTargets], host: &str, metrics: &Metrics) -> Vec<FileTarget> {
+/// groups, and what became of each discovered target.
+fn evaluate(
+    jobs: &[JobTargets],
+    host: &str,
+    metrics: &Metrics,
+) -> (Vec<FileTarget>, Vec<JobReport>) {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let mut reports = Vec::with_capacity(jobs.len());
     for j in jobs {
-        file_targets_of(
-            &j.job,
-            &j.rules,
-            &j.static_groups,
-            host,
-            metrics,
-            &mut seen,
-            &mut out,
-        );
-        for rx in &j.discovered {
-            let groups = rx.borrow().clone();
+        let mut report = JobReport {
+            job: j.job.clone(),
+            ..JobReport::default()
+        };
+        let discovered: Vec<Vec<TargetGroup>> =
+            j.discovered.iter().map(|rx| rx.borrow().clone()).collect();
+        for groups in std::iter::once(&j.static_groups).chain(&discovered) {
             file_targets_of(
-                &j.job, &j.rules, &groups, host, metrics, &mut seen, &mut out,
+                &j.job,
+                &j.rules,
+                groups,
+                host,
+                metrics,
+                &mut seen,
+                &mut out,
+                &mut report,
             );
         }
+        reports.push(report);
     }
-    out
+    (out, reports)
 }
 
 /// The first complete target set: waits until every discoverer has published once (its
@@ -131,7 +198,7 @@ pub async fn first_set(
     host: &str,
     metrics: &Metrics,
     max: std::time::Duration,
-) -> Vec<FileTarget> {
+) -> (Vec<FileTarget>, Vec<JobReport>) {
     let deadline = tokio::time::Instant::now() + max;
     for rx in jobs.iter_mut().flat_map(|j| j.discovered.iter_mut()) {
         if tokio::time::timeout_at(deadline, rx.changed())
@@ -145,16 +212,20 @@ pub async fn first_set(
     evaluate(jobs, host, metrics)
 }
 
-/// Keeps `out` holding the file targets of `jobs`: evaluated now, and again whenever a
-/// discoverer publishes, until `shutdown`.
+/// Keeps `out` holding the file targets of `jobs` and `reports` what became of each
+/// discovered target: evaluated now, and again whenever a discoverer publishes, until
+/// `shutdown`.
 pub async fn run(
     jobs: Vec<JobTargets>,
     host: String,
     metrics: Arc<Metrics>,
     out: watch::Sender<Vec<FileTarget>>,
+    reports: watch::Sender<Arc<Vec<JobReport>>>,
     shutdown: CancellationToken,
 ) {
-    out.send_replace(evaluate(&jobs, &host, &metrics));
+    let (set, report) = evaluate(&jobs, &host, &metrics);
+    out.send_replace(set);
+    reports.send_replace(Arc::new(report));
     // One small task per discoverer turns its updates into a wake-up of this one.
     let wake = Arc::new(Notify::new());
     let mut watchers = JoinSet::new();
@@ -179,7 +250,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = wake.notified() => {}
         }
-        let set = evaluate(&jobs, &host, &metrics);
+        let (set, report) = evaluate(&jobs, &host, &metrics);
+        reports.send_replace(Arc::new(report));
         out.send_if_modified(|cur| {
             if *cur == set {
                 return false;
@@ -254,12 +326,14 @@ mod tests {
         ];
         let metrics = Arc::new(Metrics::new());
         let (out_tx, mut out) = watch::channel(Vec::new());
+        let (reports_tx, reports) = watch::channel(Arc::default());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(
             jobs,
             "h".into(),
             Arc::clone(&metrics),
             out_tx,
+            reports_tx,
             shutdown.clone(),
         ));
         assert_eq!(next(&mut out).await, ["/var/log/syslog"]);
@@ -272,6 +346,20 @@ mod tests {
             metrics.targets_failed.with_label_values(&["dropped"]).get(),
             1
         );
+        {
+            let r = reports.borrow();
+            let apps = &r[1];
+            assert_eq!((apps.job.as_str(), apps.active.len()), ("apps", 1));
+            assert_eq!(apps.dropped_total, 1);
+            let d = &apps.dropped[0];
+            assert_eq!(d.dropped, Some("dropped"));
+            assert_eq!(
+                d.discovered_labels["team"], "search",
+                "labels before relabeling"
+            );
+            assert_eq!(apps.active[0].labels["team"], "payments");
+            assert!(!apps.active[0].labels.contains_key("__path__"));
+        }
         sd_tx.send_replace(vec![group("/srv/c/*.log", &[("team", "payments")])]);
         assert_eq!(next(&mut out).await, ["/var/log/syslog", "/srv/c/*.log"]);
         // The discoverer stops: its last groups stay.

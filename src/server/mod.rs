@@ -1,4 +1,4 @@
-//! The main HTTP server: `/metrics`, `/ready`, `/targets`, `/config` and `/` (spec §9.1), all
+//! The main HTTP server: `/metrics`, `/ready`, `/targets`, `/service-discovery`, `/config` and `/` (spec §9.1), all
 //! under `server.http_path_prefix`, over plain HTTP or TLS (`server.http_tls_config`, see
 //! [`tls`]).
 //!
@@ -15,6 +15,7 @@
 //! closes at once, requests in progress get [`SHUTDOWN_GRACE`] to finish, idle connections are
 //! closed.
 
+mod pages;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -34,15 +35,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::discovery::targets::JobReport;
 use crate::metrics::Metrics;
+use crate::tail::FileStatus;
 pub use tls::{ClientAuth, MinVersion, ServerTlsSettings, TlsError};
 
 /// What the server reports about the running shipper.
 pub trait Status: Send + Sync {
     /// Whether at least one target is ready (for file targets: a file is being tailed).
     fn ready(&self) -> bool;
-    /// A plain-text description of the active targets (one line per file).
-    fn targets(&self) -> String;
+    /// The files being tailed, with their offsets.
+    fn files(&self) -> Vec<FileStatus>;
+    /// What discovery made of each job's targets (for `/targets` and `/service-discovery`).
+    fn jobs(&self) -> Arc<Vec<JobReport>> {
+        Arc::default()
+    }
 }
 
 /// Settings of the main HTTP server (from Promtail's `server:` block).
@@ -141,6 +148,7 @@ impl Server {
         let mut router = Router::new()
             .route(&path("/ready"), any(ready))
             .route(&path("/targets"), any(targets))
+            .route(&path("/service-discovery"), any(service_discovery))
             .route(&path("/config"), any(config))
             .route(&path("/"), any(root));
         if !prefix.is_empty() {
@@ -322,12 +330,34 @@ async fn metrics_handler(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn targets(State(s): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        s.status.targets(),
-    )
-        .into_response()
+async fn targets(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let (jobs, files) = (s.status.jobs(), s.status.files());
+    if pages::wants_json(accept(&headers)) {
+        json(pages::targets_json(&jobs, &files))
+    } else {
+        html(pages::targets_html(&jobs, &files))
+    }
+}
+
+async fn service_discovery(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let jobs = s.status.jobs();
+    if pages::wants_json(accept(&headers)) {
+        json(pages::discovery_json(&jobs))
+    } else {
+        html(pages::discovery_html(&jobs))
+    }
+}
+
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+}
+
+fn json(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 async fn config(State(s): State<AppState>) -> Response {
@@ -353,8 +383,21 @@ mod tests {
         fn ready(&self) -> bool {
             self.0.load(Ordering::SeqCst)
         }
-        fn targets(&self) -> String {
-            "/var/log/a.log 10/20\n".into()
+        fn files(&self) -> Vec<FileStatus> {
+            vec![FileStatus {
+                job: "j".into(),
+                path: "/var/log/a.log".into(),
+                open: true,
+                read_offset: 20,
+                committed_offset: 10,
+                size: 20,
+            }]
+        }
+        fn jobs(&self) -> Arc<Vec<JobReport>> {
+            Arc::new(vec![JobReport {
+                job: "j".into(),
+                ..JobReport::default()
+            }])
         }
     }
 
@@ -421,6 +464,19 @@ mod tests {
                 .contains("/var/log/a.log")
         );
         assert!(get(addr, "/promtail/config").await.contains("<secret>"));
+        let sd = get(addr, "/promtail/service-discovery").await;
+        assert!(
+            sd.starts_with("HTTP/1.1 200") && sd.contains("text/html"),
+            "{sd}"
+        );
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /promtail/targets HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.contains("application/json"), "{out}");
+        assert!(out.contains("\"committed_offset\": 10"), "{out}");
         stop.cancel();
     }
 }

@@ -14,7 +14,7 @@ use prometheus::IntGauge;
 use crate::positions::acks::Tracker;
 
 /// One file being tailed, as seen by [`TailStatus::files`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FileStatus {
     /// The scrape job.
     pub job: String,
