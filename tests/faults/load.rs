@@ -99,8 +99,17 @@ async fn rotation_under_load(
             &dir.path().join("*.log").display().to_string(),
         )
         .write();
-        // The first file exists before ferrotail starts, as on a running host.
+        // The files exist and ferrotail tails them before the service writes and rotates, as
+        // on a running host: at 20,000 lines/s a generation is renamed after 0.2 s and deleted
+        // 0.2 s later, so a start slower than that (a loaded CI machine) would lose one that
+        // ferrotail never had a chance to see (4,088 lines once, before this wait).
+        for f in 0..files {
+            std::fs::File::create(dir.path().join(format!("app-{f}.log"))).unwrap();
+        }
         let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+        ft.wait_until(WAIT, "every file tailed before the writers start", || {
+            metric(&ft, "promtail_files_active_total", &[]) == Some(files as f64)
+        });
         let d = dir.path().to_path_buf();
         let run_seed = seed.wrapping_add(run as u64);
         let written = tokio::task::spawn_blocking(move || {
