@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Clients, DryRunPrinter, Sink};
 use crate::config::Config;
 use crate::discovery::file_sd::FileSd;
+use crate::discovery::kubernetes::{self, KubernetesSd};
 use crate::discovery::targets::{self, JobReport, JobTargets};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -115,9 +116,19 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     // Discovery: each job's static groups and discoverers; their file targets follow what
     // the discoverers publish (the tailer applies each set by difference).
     let stop_discovery = CancellationToken::new();
+    let host = settings::hostname();
     let mut jobs = Vec::new();
-    for sc in &cfg.scrape_configs {
+    for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         let mut discovered = Vec::new();
+        for (j, raw) in sc.kubernetes_sd_configs.iter().flatten().enumerate() {
+            // Validated at load; this only fails if that check and this one disagree.
+            let k8s = kubernetes::settings_from_yaml(raw, &host).map_err(|e| {
+                anyhow::anyhow!("scrape_configs[{i}].kubernetes_sd_configs[{j}]: {e}")
+            })?;
+            let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+            tokio::spawn(KubernetesSd::new(k8s).run(tx, stop_discovery.clone()));
+            discovered.push(rx);
+        }
         for fsd in sc.file_sd_configs.iter().flatten() {
             let (tx, rx) = tokio::sync::watch::channel(Vec::new());
             let sd = FileSd::new(
@@ -135,7 +146,6 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             discovered,
         });
     }
-    let host = settings::hostname();
     let (first, first_report) =
         targets::first_set(&mut jobs, &host, &metrics, DISCOVERY_FIRST_WAIT).await;
     let (targets_tx, targets) = tokio::sync::watch::channel(first);

@@ -40,7 +40,7 @@ pub struct ScrapeConfig {
     /// `file_sd_configs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_sd_configs: Option<Vec<FileSdConfig>>,
-    /// `kubernetes_sd_configs` (not supported yet; kept raw).
+    /// `kubernetes_sd_configs` (kept raw here; read by `discovery::kubernetes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_sd_configs: Option<Vec<serde_yaml::Value>>,
     /// `consul_sd_configs` (not supported yet; kept raw).
@@ -119,7 +119,8 @@ pub struct ScrapeConfig {
 
 impl ScrapeConfig {
     /// The service-discovery list keys (file jobs) and whether each is present / non-empty.
-    /// `static_configs` and `file_sd_configs` come first; the others are not supported yet.
+    /// `static_configs`, `file_sd_configs` and `kubernetes_sd_configs` come first; the others are
+    /// not supported yet.
     pub(crate) fn sd_lists(&self) -> [(&'static str, Option<usize>); 17] {
         fn len<T>(v: &Option<Vec<T>>) -> Option<usize> {
             v.as_ref().map(Vec::len)

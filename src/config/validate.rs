@@ -314,10 +314,17 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
                 problems.push(format!("{p}.relabel_configs[{j}]: {e}"));
             }
         }
-        // static_configs and file_sd_configs are supported; the other discoveries not yet.
-        for (key, len) in sc.sd_lists().into_iter().skip(2) {
+        // static_configs, file_sd_configs and kubernetes_sd_configs are supported; the other
+        // discoveries not yet.
+        for (key, len) in sc.sd_lists().into_iter().skip(3) {
             if len.is_some_and(|n| n > 0) {
                 not_supported(&mut problems, format_args!("{p}.{key}"));
+            }
+        }
+        for (j, k) in sc.kubernetes_sd_configs.iter().flatten().enumerate() {
+            // The host only adds the node filter; what is checked does not depend on it.
+            if let Err(e) = crate::discovery::kubernetes::settings_from_yaml(k, "") {
+                problems.push(format!("{p}.kubernetes_sd_configs[{j}]: {e}"));
             }
         }
         for (j, fsd) in sc.file_sd_configs.iter().flatten().enumerate() {

@@ -1,10 +1,12 @@
 //! Service discovery: discoverers publish target groups (label sets) on watch channels
-//! ([`file_sd`] for `file_sd_configs`); [`targets`] turns each job's groups into file targets
+//! ([`file_sd`] for `file_sd_configs`, [`kubernetes`] for `kubernetes_sd_configs` with
+//! `role: pod`); [`targets`] turns each job's groups into file targets
 //! through its relabel rules ([`relabel`]) and keeps the tailer's target set current.
 
 use std::collections::BTreeMap;
 
 pub mod file_sd;
+pub mod kubernetes;
 pub mod relabel;
 pub mod targets;
 

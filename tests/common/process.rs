@@ -16,6 +16,16 @@ pub struct Ferrotail {
 impl Ferrotail {
     /// Starts `ferrotail -config.file=<config> <extra...>`, stderr to a file in `dir`.
     pub fn start(dir: &Path, config: &Path, extra: &[&str]) -> Ferrotail {
+        Self::start_with_env(dir, config, extra, &[])
+    }
+
+    /// [`Ferrotail::start`] with environment variables set for the process.
+    pub fn start_with_env(
+        dir: &Path,
+        config: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Ferrotail {
         let stderr_path = dir.join(format!(
             "ferrotail-{}.stderr",
             std::time::SystemTime::now()
@@ -27,6 +37,7 @@ impl Ferrotail {
         let child = Command::new(env!("CARGO_BIN_EXE_ferrotail"))
             .arg(format!("-config.file={}", config.display()))
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

@@ -173,7 +173,6 @@ scrape_configs:
         "clients[1].basic_auth.password_ref is not supported yet",
         "scrape_configs[0].decompression is not supported yet",
         "scrape_configs[0].encoding is not supported yet",
-        "scrape_configs[1].kubernetes_sd_configs is not supported yet",
         "scrape_configs[1].docker_sd_configs is not supported yet",
         "scrape_configs[2].kafka is not supported yet",
         "scrape_configs[2].gelf is not supported yet",
@@ -185,7 +184,7 @@ scrape_configs:
     assert_eq!(p, want);
     let shown = ConfigError::Invalid(p).to_string();
     assert!(
-        shown.starts_with("17 problems in the configuration:\n  - clients[0].oauth2"),
+        shown.starts_with("16 problems in the configuration:\n  - clients[0].oauth2"),
         "{shown}"
     );
 }
@@ -332,6 +331,36 @@ fn file_sd_patterns_are_checked_as_promtail_checks_them() {
         p,
         ["scrape_configs[0].file_sd_configs[0].refresh_interval: must be greater than 0"]
     );
+}
+
+#[test]
+fn kubernetes_sd_configs_are_checked_as_prometheus_checks_them() {
+    let job = |k8s: &str| {
+        parse(&format!(
+            "{CLIENT}scrape_configs:\n- job_name: pods\n  kubernetes_sd_configs: [{k8s}]\n"
+        ))
+    };
+    job("{role: pod}").validate().unwrap();
+    job("{role: pod, namespaces: {names: [a, b]}, selectors: [{role: pod, label: 'app=web'}]}")
+        .validate()
+        .unwrap();
+    for (k8s, needle) in [
+        ("{}", "role"),
+        (
+            "{role: pod, api_server: 'https://k', kubeconfig_file: /k}",
+            "api_server",
+        ),
+        ("{role: pod, surprise: 1}", "surprise"),
+        ("{role: service}", "service"),
+    ] {
+        let p = problems(&job(k8s));
+        assert_eq!(p.len(), 1, "{k8s}: {p:?}");
+        assert!(
+            p[0].starts_with("scrape_configs[0].kubernetes_sd_configs[0]: ")
+                && p[0].contains(needle),
+            "{k8s}: {p:?}"
+        );
+    }
 }
 
 #[test]
