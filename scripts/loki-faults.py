@@ -22,6 +22,9 @@ Scenarios:
   rename-under-load              --lines per file at --rate lines/s, renamed to .1 every
                                  --rotate-every lines, the previous .1 deleted; --files at once
   copytruncate-under-load        the same with copytruncate
+  sd-churn                       --files files (default 3) of --lines lines each at --rate, each
+                                 the target of its own file_sd file; while they are written, one
+                                 SD file after another is removed for 0.5 s and put back
   kill9                          a backlog of --lines JSON lines, sync_period 1s, SIGKILL at a
                                  random point between 20 % and 80 % of it (--kills times);
                                  `sent_again` is what the restart pushed that Loki held at the
@@ -259,8 +262,19 @@ class Shipper:
                 self.proc.wait()
 
 
-def config(path, d, job, url, glob, sync="10s", stages=""):
+def config(path, d, job, url, glob, sync="10s", stages="", sd=None):
     port = free_port()
+    targets = """    static_configs:
+      - targets: [localhost]
+        labels:
+          job: %s
+          __path__: %s
+""" % (job, glob)
+    if sd:
+        targets = """    file_sd_configs:
+      - files: [%s]
+        refresh_interval: 1h
+""" % sd
     with open(path, "w") as f:
         f.write("""server:
   http_listen_address: 127.0.0.1
@@ -274,12 +288,7 @@ clients:
   - url: %s/loki/api/v1/push
 scrape_configs:
   - job_name: %s
-%s    static_configs:
-      - targets: [localhost]
-        labels:
-          job: %s
-          __path__: %s
-""" % (port, d, sync, url, job, stages, job, glob))
+%s%s""" % (port, d, sync, url, job, stages, targets))
     return port
 
 
@@ -332,10 +341,10 @@ class Run:
         self.log = os.path.join(self.dir, "shipper.out")  # not matched by *.log
         self.extra = {}
 
-    def start(self, url=None, glob=None, sync="10s", stages="", name="config.yaml"):
+    def start(self, url=None, glob=None, sync="10s", stages="", name="config.yaml", sd=None):
         cfg = os.path.join(self.dir, name)
         port = config(cfg, self.dir, self.job, url or self.loki.url,
-                      glob or os.path.join(self.dir, "*.log"), sync, stages)
+                      glob or os.path.join(self.dir, "*.log"), sync, stages, sd)
         s = Shipper(self.binary, cfg, self.log, port)
         wait_for("the shipper's /metrics", lambda: s.proc.poll() is not None or s.metrics(), 30)
         if s.proc.poll() is not None:
@@ -476,6 +485,61 @@ def kill9(run):
     return lines
 
 
+def sd_churn(run):
+    """--files files (3 unless set) written at --rate lines/s each, each the target of its own
+    file_sd file; while they are written, one SD file after another is removed for 0.5 s and
+    put back (its target stops, keeps its position, and resumes). Every line must arrive
+    exactly once."""
+    a = run.args
+    files = 3 if a.files == 1 else a.files
+    n = a.lines
+    sd_dir = os.path.join(run.dir, "targets")
+    os.makedirs(sd_dir)
+    logs = [os.path.join(run.dir, "app-%d.log" % f) for f in range(files)]
+
+    def sd_file(f):
+        return os.path.join(sd_dir, "app-%d.yaml" % f)
+
+    def put(f):
+        tmp = sd_file(f) + ".tmp"
+        with open(tmp, "w") as out:
+            out.write("- targets: [localhost]\n  labels: {job: %s, __path__: '%s'}\n" % (run.job, logs[f]))
+        os.rename(tmp, sd_file(f))
+
+    for f in range(files):
+        open(logs[f], "w").close()
+        put(f)
+    s = run.start(sd=os.path.join(sd_dir, "*.yaml"))
+    wait_for("every file tailed", lambda: s.metric("promtail_files_active_total") >= files, 30)
+    written = [[] for _ in range(files)]
+
+    def writer(f):
+        lines = json_lines(run.job, f, n)
+        step = max(1, a.rate // 100)
+        for i in range(0, n, step):
+            write(logs[f], lines[i:i + step])
+            written[f].extend(lines[i:i + step])
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=writer, args=(f,)) for f in range(files)]
+    for t in threads:
+        t.start()
+    churned, f = 0, 0
+    while any(t.is_alive() for t in threads):
+        os.remove(sd_file(f))
+        time.sleep(0.5)
+        put(f)
+        time.sleep(0.5)
+        churned, f = churned + 1, (f + 1) % files
+    for t in threads:
+        t.join()
+    all_lines = [l for w in written for l in w]
+    settle(run.loki, run.job, len(all_lines), s)
+    s.stop()
+    run.extra["target_removals"] = churned
+    return all_lines
+
+
 SCENARIOS = {
     "repeated": lambda r: repeated(r),
     "repeated-two-files": lambda r: repeated(r, True),
@@ -485,6 +549,7 @@ SCENARIOS = {
     "rename-under-load": lambda r: under_load(r, "rename"),
     "copytruncate-under-load": lambda r: under_load(r, "copytruncate"),
     "kill9": kill9,
+    "sd-churn": sd_churn,
 }
 
 

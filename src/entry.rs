@@ -209,6 +209,10 @@ pub enum Stamp {
     /// Set from the line or by its sender (a `timestamp` stage, a pushed entry): shipped as it
     /// is, as Promtail does.
     Given,
+    /// The read-time stamp the line was handed on with before (a re-send after a restart or
+    /// after its target came back, [`crate::positions::stamps`]): shipped as it is, so that
+    /// Loki merges it with its first send instead of storing it twice.
+    Replayed,
 }
 
 /// One log line with its stream labels, timestamp, structured metadata and acknowledgement.

@@ -166,3 +166,50 @@ async fn file_sd_targets_come_and_go_while_lines_flow() {
         counts.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_back_while_its_lines_were_in_flight_is_not_kept_twice() {
+    let mock = MockLoki::start().await;
+    // Answers come a second late: the target is removed while its lines are in flight.
+    mock.set_delay(Some(Duration::from_secs(1)));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("targets")).unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let a = dir.path().join("logs/a.log");
+    let la = lines("a", 200);
+    append(&a, &la[..100]);
+    write_sd(dir.path(), "web.yaml", &[(&a, "web", "prod")]);
+    let cfg = config(dir.path(), &mock);
+    let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+    // Read (and so pushed within a batchwait): its answer is a second away.
+    let size = std::fs::metadata(&a).unwrap().len() as f64;
+    ft.wait_until(WAIT, "a.log read to its end", || {
+        metric(&ft, "promtail_read_bytes_total", &["a.log"]) == Some(size)
+    });
+    std::fs::remove_file(dir.path().join("targets/web.yaml")).unwrap();
+    ft.wait_until(WAIT, "the target's reader stopped", || {
+        metric(&ft, "promtail_files_active_total", &[]) == Some(0.0)
+    });
+    // Back at once: the new reader starts where the committed position was, before the lines
+    // still in flight, and sends them again with the timestamps of their first send.
+    write_sd(dir.path(), "web.yaml", &[(&a, "web", "prod")]);
+    append(&a, &la[100..]);
+    wait_entries(&mock, 200, &ft).await;
+    let ft_log = ft.stderr();
+    assert!(ft.stop().success());
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for e in mock.entries() {
+        *counts.entry(e.line_str()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 200, "every line");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "lines kept twice: the re-sent ones must carry their first timestamps ({} merged)",
+        mock.merged()
+    );
+    assert!(
+        mock.merged() > 0,
+        "the lines in flight at the removal were sent again (and merged)\n{}",
+        ft_log
+    );
+}

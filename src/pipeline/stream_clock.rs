@@ -17,7 +17,9 @@
 //!   read time, or the previous one plus 1 ns when that is not later. Entries keep their order,
 //!   so a stream's lines are in file order, also when several files feed one stream;
 //! - entries whose timestamp is given ([`Stamp::Given`]: a `timestamp` stage) are untouched
-//!   and do not move the clock (Promtail ships them as they are);
+//!   and do not move the clock (Promtail ships them as they are); so are re-sent lines
+//!   ([`Stamp::Replayed`]): they carry the stamp of their first send, which the clock has
+//!   already passed, and moving them would make Loki keep them twice;
 //! - a read time more than [`MAX_LEAD`] behind its stream's clock means the wall clock was set
 //!   back: the entry keeps its own time instead of being pushed ahead of the clock (Loki refuses
 //!   entries too far in the future);
@@ -198,6 +200,17 @@ mod tests {
         let mut clock = StreamClock::new();
         clock.stamp(&mut es);
         assert_eq!(times(&es), vec![100, 500, 500, 101]);
+    }
+
+    #[test]
+    fn replayed_stamps_are_left_alone_and_do_not_move_the_clock() {
+        let a = LabelSet::from_pairs([("job", "a")]);
+        let mut again = entry(&a, 100, "sent before");
+        again.stamp = Stamp::Replayed;
+        let mut es = vec![entry(&a, 300, "r"), again, entry(&a, 300, "r")];
+        let mut clock = StreamClock::new();
+        clock.stamp(&mut es);
+        assert_eq!(times(&es), vec![300, 100, 301]);
     }
 
     #[test]

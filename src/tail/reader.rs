@@ -57,7 +57,7 @@ use super::file::{OpenFile, Opened, Resolved, Round, Split, find_copy, fingerpri
 use super::poller::PollSlot;
 use super::status::ReaderShared;
 use super::{TailEvent, TailSettings};
-use crate::entry::{Entry, LabelSet, Timestamp};
+use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::metrics::Metrics;
 use crate::positions::{
     FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, PathState, Phase, Positions,
@@ -764,7 +764,7 @@ impl Reader<'_> {
             // save that lets it be pushed.
             let mut stamps = Vec::with_capacity(of.lines.len());
             let chunk_start = end - split.consumed;
-            let mark = of.stamper.stamp(
+            let (mark, replayed) = of.stamper.stamp(
                 chunk_start,
                 &of.starts,
                 Timestamp::now().0,
@@ -777,8 +777,15 @@ impl Reader<'_> {
                 .lines
                 .drain(..)
                 .zip(stamps)
-                .map(|(line, ts)| {
-                    Entry::new(self.ctx.labels.clone(), Timestamp(ts), line, ack.clone())
+                .enumerate()
+                .map(|(i, (line, ts))| {
+                    let mut e =
+                        Entry::new(self.ctx.labels.clone(), Timestamp(ts), line, ack.clone());
+                    if i < replayed {
+                        // Sent before: the stream clock must not move it (Loki merges it).
+                        e.stamp = Stamp::Replayed;
+                    }
+                    e
                 })
                 .collect();
             of.starts.clear();

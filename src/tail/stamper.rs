@@ -32,7 +32,8 @@ impl Stamper {
 
     /// Stamps the lines of one chunk, which start at `base + starts[i]`, read at `now`; `last`
     /// is the reader's last stamp (updated). Pushes one stamp per line onto `out` and returns
-    /// the mark the lines that were not replayed follow (`None` when all were replayed).
+    /// the mark the lines that were not replayed follow (`None` when all were replayed) and
+    /// how many lines were replayed (always the first ones: they lie below `through`).
     pub(crate) fn stamp(
         &mut self,
         base: u64,
@@ -40,12 +41,16 @@ impl Stamper {
         now: i64,
         last: &mut i64,
         out: &mut Vec<i64>,
-    ) -> Option<Mark> {
+    ) -> (Option<Mark>, usize) {
         let mut used: Option<Mark> = None;
+        let mut replayed = 0;
         for &rel in starts {
             let at = base + rel;
             let ts = match self.restored.replay(at) {
-                Some(ts) => ts,
+                Some(ts) => {
+                    replayed += 1;
+                    ts
+                }
                 None => {
                     let m = match used {
                         Some(m) => m,
@@ -61,7 +66,7 @@ impl Stamper {
             *last = (*last).max(ts);
             out.push(ts);
         }
-        used
+        (used, replayed)
     }
 
     /// The mark a chunk whose first new line starts at `at` follows: the current one while it
@@ -146,7 +151,7 @@ mod tests {
             (150, &[0, 30, 60, 90], T0 + 2 * MAX_LAG + 1_000),
         ];
         for (base, starts, now) in chunks {
-            let mark = before.stamp(base, starts, now, &mut last, &mut first);
+            let (mark, _) = before.stamp(base, starts, now, &mut last, &mut first);
             let end = base + starts.last().unwrap() + 30;
             assert!(saved.record(mark, end, 0));
         }
@@ -155,13 +160,15 @@ mod tests {
         let mut after = Stamper::new(saved);
         let mut last = i64::MIN;
         let now = T0 + 3_600_000_000_000;
-        let again = stamp(
-            &mut after,
+        let mut again = Vec::new();
+        let (_, replayed) = after.stamp(
             90,
             &[0, 30, 60, 90, 120, 150, 180],
             now,
             &mut last,
+            &mut again,
         );
+        assert_eq!(replayed, 6, "the lines below through");
         assert_eq!(
             again[..6],
             first[3..],
