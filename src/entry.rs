@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-pub use crate::positions::acks::Ack;
+pub use crate::ack::Ack;
 
 /// Reserved label set by the `tenant` stage; removed before the entry is grouped into a stream.
 pub const TENANT_LABEL: &str = "__tenant_id__";

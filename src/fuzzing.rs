@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_yaml::Value;
 
+use crate::ack::Tracker;
 use crate::config::yaml_depth::check_flow_depth;
 use crate::config::{ByteSize, Config, GoDuration, PromDuration};
 use crate::entry::{Ack, Entry, LabelSet, Timestamp};
@@ -38,7 +39,6 @@ use crate::pipeline::re2;
 use crate::pipeline::stages::selector::Selector;
 use crate::pipeline::stages::timestamp::TimeParser;
 use crate::positions::Positions;
-use crate::positions::acks::Tracker;
 use crate::positions::file::decode_positions;
 use crate::positions::yaml::{parse_positions, parse_sidecar, render_positions, render_sidecar};
 

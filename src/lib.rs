@@ -23,6 +23,7 @@
 // reviewed dependency. `forbid` cannot be relaxed by an inner `allow`.
 #![forbid(unsafe_code)]
 
+pub mod ack;
 pub mod app;
 pub mod client;
 pub mod config;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrotail::ack::Tracker;
 use ferrotail::client::{
     Auth, BackoffSettings, ClientSettings, Clients, PemSource, Secret, TlsSettings,
     USER_AGENT_VALUE,
 };
 use ferrotail::entry::{Ack, Entry, LabelSet, Timestamp};
 use ferrotail::metrics::Metrics;
-use ferrotail::positions::acks::Tracker;
 use tokio_util::sync::CancellationToken;
 
 use common::mock_loki::{MockLoki, ReceivedEntry, Reply};

@@ -204,9 +204,9 @@ pub struct Sealed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ack::Tracker;
     use crate::client::proto::decode_push;
     use crate::entry::Timestamp;
-    use crate::positions::acks::Tracker;
 
     fn entry(labels: &LabelSet, line: &'static str) -> Entry {
         Entry::new(

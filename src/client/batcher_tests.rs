@@ -10,13 +10,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::ack::Tracker;
 use crate::client::proto::{PushRequest, decode_push};
 use crate::client::sender::SendContext;
 use crate::client::settings::BackoffSettings;
 use crate::client::transport::Attempt;
 use crate::entry::{Ack, Timestamp};
 use crate::metrics::Metrics;
-use crate::positions::acks::Tracker;
 
 const HOST: &str = "loki:3100";
 

@@ -144,8 +144,8 @@ fn format_labels<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a str, &'a
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ack::Tracker;
     use crate::entry::{Ack, LabelSet, Timestamp};
-    use crate::positions::acks::Tracker;
     use bytes::Bytes;
     use chrono::FixedOffset;
     use std::sync::Arc;

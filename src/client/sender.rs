@@ -16,8 +16,8 @@ use super::backoff::Backoff;
 use super::batch::Sealed;
 use super::settings::BackoffSettings;
 use super::transport::{Attempt, Transport};
+use crate::ack::stamps_saved;
 use crate::metrics::Metrics;
-use crate::positions::acks::stamps_saved;
 
 /// Longest a batch waits for the save that holds its lines' stamps. Saves follow changes
 /// within milliseconds; past this (a very slow disk) the batch goes anyway.

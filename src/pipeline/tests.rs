@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::stages::testutil::*;
 use super::*;
+use crate::ack::Tracker;
 use crate::entry::{Entry, LabelSet};
-use crate::positions::acks::Tracker;
 
 #[test]
 fn pipeline_is_send() {

@@ -32,9 +32,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
-use super::acks::Tracker;
-use super::stamps::{Mark, StampGate, Stamps};
+use super::stamps::{Mark, Stamps};
 use super::store::{FileIdentity, SavedPath, SavedPosition};
+use crate::ack::StampGate;
+use crate::ack::Tracker;
 
 /// How many leading bytes of a file its fingerprint covers (fewer while the file is shorter).
 pub const FINGERPRINT_BYTES: u64 = 256;

@@ -7,13 +7,11 @@
 //!   sidecar beside it ([`PositionsSettings`], [`PositionsError`]).
 //! - `yaml.rs`: the two on-disk formats.
 //! - `writer.rs`: the periodic save task ([`PositionsWriter`]).
-//! - `acks.rs`: the per-source acknowledgement trackers.
 //! - `stamps.rs`: read-time stamps a restart gives again, so that Loki merges what a crash
 //!   re-sends.
 //! - `generations.rs`: the generations of one path its committed state covers (rotated files
 //!   with lines in flight, newer ones held open), fingerprints, and what a reader resumes.
 
-pub mod acks;
 pub(crate) mod file;
 pub mod generations;
 pub mod stamps;
@@ -28,6 +26,6 @@ pub use file::{PositionsError, PositionsSettings};
 pub use generations::{
     FINGERPRINT_BYTES, Fingerprint, GenHandle, PathState, Phase, ResumePlan, SavedGeneration,
 };
-pub use stamps::{MAX_LAG, Mark, StampGate, Stamps};
+pub use stamps::{MAX_LAG, Mark, Stamps};
 pub use store::{FileIdentity, Positions, SavedPath, SavedPosition, Snapshot};
 pub use writer::{MIN_SAVE_GAP, MIN_SYNC_PERIOD, PositionsWriter};

@@ -19,17 +19,13 @@
 //!
 //! Invariants:
 //! - a chunk is pushed to Loki only once the save that holds its marks is on disk (the sender
-//!   waits on [`StampGate`]: usually not at all, since batches fill for longer than the few
+//!   waits on [`crate::ack::StampGate`]: usually not at all, since batches fill for longer than the few
 //!   milliseconds a save takes); unless saves fail or positions are not written (in-memory,
 //!   `-dry-run`), when nothing waits and a crash may duplicate what was in flight, as before;
 //! - at most [`MAX_MARKS`] marks a generation: past that (a slow trickle of lines while Loki is
 //!   unreachable), later chunks are stamped as usual but not saved, and not waited for;
 //! - marks older than [`MAX_REPLAY_AGE`] are not replayed: after a long stop, Loki could refuse
 //!   entries that old (a duplicate is better than a rejected line).
-
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::sync::Notify;
 
 /// Longest a read-time stamp may lag the time its chunk was read before a new mark is set.
 pub const MAX_LAG: i64 = 10_000_000; // 10 ms
@@ -126,45 +122,6 @@ impl Stamps {
     }
 }
 
-/// Tells senders when saved marks are on disk.
-#[derive(Debug, Default)]
-pub struct StampGate {
-    /// Positions are written to disk (not in memory, not `-dry-run`).
-    required: AtomicBool,
-    /// The last save failed, or the writer stopped: nothing should wait.
-    open: AtomicBool,
-    saved: Notify,
-}
-
-impl StampGate {
-    /// Marks must be on disk before their chunks are pushed.
-    pub fn require(&self) {
-        self.required.store(true, Ordering::Release);
-    }
-
-    /// Whether a sender should wait for marks to be saved.
-    pub fn waits(&self) -> bool {
-        self.required.load(Ordering::Acquire) && !self.open.load(Ordering::Acquire)
-    }
-
-    /// A save finished (`ok`) or failed; wakes the waiting senders either way.
-    pub fn saved(&self, ok: bool) {
-        self.open.store(!ok, Ordering::Release);
-        self.saved.notify_waiters();
-    }
-
-    /// Nothing is saved any more (the writer stopped): let every sender go.
-    pub fn close(&self) {
-        self.open.store(true, Ordering::Release);
-        self.saved.notify_waiters();
-    }
-
-    /// Resolves at the next [`StampGate::saved`] or [`StampGate::close`].
-    pub fn next_save(&self) -> tokio::sync::futures::Notified<'_> {
-        self.saved.notified()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,25 +176,5 @@ mod tests {
         };
         assert_eq!(s.clone().fresh(1_000 + MAX_REPLAY_AGE), s);
         assert!(s.fresh(1_001 + MAX_REPLAY_AGE).is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_gate_wakes_waiters_and_opens_on_failure() {
-        let gate = std::sync::Arc::new(StampGate::default());
-        assert!(!gate.waits(), "in memory: nothing waits");
-        gate.require();
-        assert!(gate.waits());
-        let next = gate.next_save();
-        tokio::pin!(next);
-        next.as_mut().enable();
-        gate.saved(false);
-        tokio::time::timeout(std::time::Duration::from_secs(10), next)
-            .await
-            .expect("woken by the save");
-        assert!(!gate.waits(), "a failed save opens the gate");
-        gate.saved(true);
-        assert!(gate.waits());
-        gate.close();
-        assert!(!gate.waits());
     }
 }

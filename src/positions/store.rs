@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::acks::Tracker;
 use super::file::Backing;
 use super::generations::{Fingerprint, PathState, ResumePlan, SavedGeneration};
-use super::stamps::StampGate;
+use crate::ack::StampGate;
+use crate::ack::Tracker;
 
 /// What identifies a file beyond its path, so that a file replaced while ferrotail was stopped
 /// is not read from a stale offset (Promtail's format cannot hold this; it is kept beside it).

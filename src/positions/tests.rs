@@ -863,7 +863,7 @@ fn stamps_of_lines_in_flight_survive_a_restart() {
 
 #[tokio::test]
 async fn a_batch_waits_for_the_save_that_holds_its_stamps() {
-    use crate::positions::acks::stamps_saved;
+    use crate::ack::stamps_saved;
     let (_d, path) = dir_and_path();
     let p = open(&path);
     let (_old, g, acks) = stamped_path(&p);

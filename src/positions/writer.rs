@@ -18,8 +18,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
-use super::stamps::StampGate;
 use super::store::Positions;
+use crate::ack::StampGate;
 
 /// The shortest period the writer accepts; a shorter one (e.g. `0s`) is raised to this, since
 /// every period also `stat`s every file in the map.

@@ -31,7 +31,7 @@ use super::TailSettings;
 use super::identity::identity_of;
 use super::line_buffer::LineBuffer;
 use super::stamper::Stamper;
-use crate::positions::acks::Tracker;
+use crate::ack::Tracker;
 use crate::positions::{
     FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, ResumePlan, SavedGeneration,
     SavedPosition, Stamps,

@@ -11,7 +11,7 @@
 //!
 //! Invariants:
 //! - a file's committed position only moves when the entries of a chunk are dropped (acknowledged):
-//!   every chunk is registered with the file's ack [`Tracker`](crate::positions::acks::Tracker)
+//!   every chunk is registered with the file's ack [`Tracker`](crate::ack::Tracker)
 //!   at the end offset of its last complete line, and positions follow the tracker;
 //! - an unterminated last line is never emitted; it is emitted once its `\n` arrives;
 //! - memory per file is O(`max_line_bytes` + `read_buffer_bytes`) whatever the input: a line

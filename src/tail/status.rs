@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use prometheus::IntGauge;
 
-use crate::positions::acks::Tracker;
+use crate::ack::Tracker;
 
 /// One file being tailed, as seen by [`TailStatus::files`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{CriParts, split_cri};
+use crate::ack::Tracker;
 use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::pipeline::Pipeline;
 use crate::pipeline::extracted::ValueRef;
 use crate::pipeline::stages::testutil::*;
-use crate::positions::acks::Tracker;
 
 const T0: &str = "2019-01-01T01:00:00.000000001Z";
 const T0_NS: i64 = 1_546_304_400_000_000_001;

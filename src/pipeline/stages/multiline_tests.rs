@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::ack::Tracker;
 use crate::entry::{Entry, LabelSet, Timestamp};
 use crate::pipeline::Pipeline;
 use crate::pipeline::stages::testutil::*;
-use crate::positions::acks::Tracker;
 
 const FLASK: &str = r#"[2020-12-03 11:36:20] "GET /hello HTTP/1.1" 200 -
 [2020-12-03 11:36:23] ERROR in app: Exception on /error [GET]

@@ -17,8 +17,11 @@
 //!   panicking task from doing the same.)
 //! - a chunk may carry a byte-budget permit; it is returned when the chunk completes, which is
 //!   what bounds the bytes in flight (DESIGN.md contract 3);
-//! - a chunk whose read-time stamps are replayable ([`super::stamps`]) is pushed only once they
-//!   are saved: [`stamps_saved`] waits for the tracker's saved `through` to reach its end.
+//! - a chunk whose read-time stamps are replayable ([`crate::positions::stamps`]) is pushed only
+//!   once they are saved: [`stamps_saved`] waits, through the [`StampGate`], for the tracker's
+//!   saved `through` to reach its end.
+//!
+//! A leaf module: it imports nothing of the crate, so [`crate::entry`] can carry an [`Ack`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,8 +29,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit};
-
-use super::stamps::StampGate;
 
 /// Ordered completion tracking for one source (one open file, one journal, ...).
 #[derive(Debug)]
@@ -197,6 +198,45 @@ impl Tracker {
         if advanced && let Some(n) = &self.on_commit {
             n.notify_one();
         }
+    }
+}
+
+/// Tells senders when saved marks are on disk.
+#[derive(Debug, Default)]
+pub struct StampGate {
+    /// Positions are written to disk (not in memory, not `-dry-run`).
+    required: AtomicBool,
+    /// The last save failed, or the writer stopped: nothing should wait.
+    open: AtomicBool,
+    saved: Notify,
+}
+
+impl StampGate {
+    /// Marks must be on disk before their chunks are pushed.
+    pub fn require(&self) {
+        self.required.store(true, Ordering::Release);
+    }
+
+    /// Whether a sender should wait for marks to be saved.
+    pub fn waits(&self) -> bool {
+        self.required.load(Ordering::Acquire) && !self.open.load(Ordering::Acquire)
+    }
+
+    /// A save finished (`ok`) or failed; wakes the waiting senders either way.
+    pub fn saved(&self, ok: bool) {
+        self.open.store(!ok, Ordering::Release);
+        self.saved.notify_waiters();
+    }
+
+    /// Nothing is saved any more (the writer stopped): let every sender go.
+    pub fn close(&self) {
+        self.open.store(true, Ordering::Release);
+        self.saved.notify_waiters();
+    }
+
+    /// Resolves at the next [`StampGate::saved`] or [`StampGate::close`].
+    pub fn next_save(&self) -> tokio::sync::futures::Notified<'_> {
+        self.saved.notified()
     }
 }
 
@@ -388,5 +428,25 @@ mod tests {
         drop(a);
         assert!(t.reset(0));
         assert_eq!(t.committed(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_gate_wakes_waiters_and_opens_on_failure() {
+        let gate = std::sync::Arc::new(StampGate::default());
+        assert!(!gate.waits(), "in memory: nothing waits");
+        gate.require();
+        assert!(gate.waits());
+        let next = gate.next_save();
+        tokio::pin!(next);
+        next.as_mut().enable();
+        gate.saved(false);
+        tokio::time::timeout(std::time::Duration::from_secs(10), next)
+            .await
+            .expect("woken by the save");
+        assert!(!gate.waits(), "a failed save opens the gate");
+        gate.saved(true);
+        assert!(gate.waits());
+        gate.close();
+        assert!(!gate.waits());
     }
 }
