@@ -910,3 +910,28 @@ fn a_failed_save_lets_batches_go() {
     p.save().unwrap();
     assert!(p.gate().waits());
 }
+
+#[test]
+fn a_removed_targets_position_stays_until_its_file_is_gone() {
+    // A pod's target is removed (detach): its position stays, as Promtail keeps it, while the
+    // file exists; once the kubelet removed the file, the periodic cleanup forgets it.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("0.log");
+    fs::write(&log, "a line\n").unwrap();
+    let key = log.to_string_lossy().into_owned();
+    let p = open(&dir.path().join("positions.yaml"));
+    let (state, _) = p.attach(&key, 7);
+    let g = state.add(7, ID, Fingerprint::default(), 0, 7, Phase::Reading);
+    let in_flight = g.tracker().chunk(7, None);
+    state.detach(7);
+    p.cleanup();
+    assert_eq!(offset(&p, &key), Some(0), "kept while lines are in flight");
+    drop(in_flight);
+    p.cleanup();
+    // Where it was when its target went: a target that comes back re-sends from there (with
+    // the lines' first timestamps, so Loki merges them).
+    assert_eq!(offset(&p, &key), Some(0), "kept while the file exists");
+    fs::remove_file(&log).unwrap();
+    p.cleanup();
+    assert_eq!(offset(&p, &key), None, "forgotten once the file is gone");
+}
