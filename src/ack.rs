@@ -21,6 +21,10 @@
 //!   once they are saved: [`stamps_saved`] waits, through the [`StampGate`], for the tracker's
 //!   saved `through` to reach its end.
 //!
+//! [`Cursor`] is the same tracking for positions that are not byte offsets (journal cursors,
+//! Docker log times), and [`receipt`] for sources with nothing to replay from, which answer
+//! their sender only once its entries are finished.
+//!
 //! A leaf module: it imports nothing of the crate, so [`crate::entry`] can carry an [`Ack`].
 
 use std::collections::VecDeque;
@@ -198,6 +202,128 @@ impl Tracker {
         if advanced && let Some(n) = &self.on_commit {
             n.notify_one();
         }
+    }
+}
+
+/// Ordered completion over positions that are not byte offsets: a journal cursor, a Docker log
+/// time. Each chunk carries the position to commit once it and every chunk before it are
+/// complete; [`Cursor::committed`] is the position of the last chunk of that prefix.
+///
+/// It is the byte-offset [`Tracker`] run over chunk numbers, so both kinds of source commit
+/// through the same path (and freeze, and return budget permits, the same way).
+#[derive(Debug)]
+pub struct Cursor<P> {
+    tracker: Arc<Tracker>,
+    state: Mutex<CursorState<P>>,
+}
+
+#[derive(Debug)]
+struct CursorState<P> {
+    /// The position of the complete prefix (or the start position).
+    committed: Option<P>,
+    /// Positions of registered chunks not yet known to be committed: (chunk number, position).
+    pending: VecDeque<(u64, P)>,
+    next: u64,
+}
+
+impl<P: Clone> Cursor<P> {
+    /// A cursor whose committed position starts at `start` (`None`: nothing committed yet);
+    /// `on_commit` is signalled whenever a chunk completes the prefix.
+    pub fn new(start: Option<P>, on_commit: Option<Arc<Notify>>) -> Arc<Self> {
+        Arc::new(Cursor {
+            tracker: Tracker::build(0, on_commit, None),
+            state: Mutex::new(CursorState {
+                committed: start,
+                pending: VecDeque::new(),
+                next: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CursorState<P>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers the next chunk, which commits `position` once it and every chunk before it
+    /// are complete. Chunks must be registered in source order.
+    pub fn chunk(&self, position: P, permit: Option<OwnedSemaphorePermit>) -> Ack {
+        let mut st = self.lock();
+        st.next += 1;
+        let n = st.next;
+        st.pending.push_back((n, position));
+        // Registered under the lock, so chunk numbers reach the tracker in order.
+        self.tracker.chunk(n, permit)
+    }
+
+    /// The position of the longest complete prefix of chunks (or the start position).
+    pub fn committed(&self) -> Option<P> {
+        let done = self.tracker.committed();
+        let mut st = self.lock();
+        while st.pending.front().is_some_and(|(n, _)| *n <= done) {
+            if let Some((_, p)) = st.pending.pop_front() {
+                st.committed = Some(p);
+            }
+        }
+        st.committed.clone()
+    }
+
+    /// Number of chunks registered but not yet committed.
+    pub fn in_flight(&self) -> usize {
+        self.tracker.in_flight()
+    }
+
+    /// Stops all further commits (shutdown deadline reached with entries still in flight).
+    pub fn freeze(&self) {
+        self.tracker.freeze();
+    }
+}
+
+/// For a source with nothing to replay from (a push request, a syslog message): an [`Ack`]
+/// whose [`Delivered`] resolves once every entry made from it is finished, so that the
+/// sender is answered only then. It holds a budget permit like any chunk.
+pub fn receipt(permit: Option<OwnedSemaphorePermit>) -> (Ack, Delivered) {
+    let notify = Arc::new(Notify::new());
+    let tracker = Tracker::build(0, Some(Arc::clone(&notify)), None);
+    let ack = tracker.chunk(1, permit);
+    (ack, Delivered { tracker, notify })
+}
+
+/// Resolves when the entries of a [`receipt`] are finished.
+#[derive(Debug)]
+pub struct Delivered {
+    tracker: Arc<Tracker>,
+    notify: Arc<Notify>,
+}
+
+impl Delivered {
+    /// Waits until every entry is finished: `true`. `false` when [`Delivered::abandon`] was
+    /// called first (the shutdown deadline dropped entries undelivered: the sender must not
+    /// be told they were kept).
+    pub async fn wait(&self) -> bool {
+        loop {
+            let next = self.notify.notified();
+            tokio::pin!(next);
+            next.as_mut().enable();
+            if self.tracker.frozen.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.tracker.committed() >= 1 {
+                return true;
+            }
+            next.await;
+        }
+    }
+
+    /// Whether every entry is finished already.
+    pub fn is_done(&self) -> bool {
+        !self.tracker.frozen.load(Ordering::Acquire) && self.tracker.committed() >= 1
+    }
+
+    /// Entries still in flight will be dropped without being delivered: [`Delivered::wait`]
+    /// answers `false` from now on.
+    pub fn abandon(&self) {
+        self.tracker.freeze();
+        self.notify.notify_one();
     }
 }
 
@@ -448,5 +574,69 @@ mod tests {
         assert!(gate.waits());
         gate.close();
         assert!(!gate.waits());
+    }
+
+    #[test]
+    fn a_cursor_commits_the_position_of_the_complete_prefix() {
+        let c = Cursor::new(Some("start".to_string()), None);
+        let a = c.chunk("a".to_string(), None);
+        let b = c.chunk("b".to_string(), None);
+        let d = c.chunk("d".to_string(), None);
+        drop(b);
+        assert_eq!(
+            c.committed().as_deref(),
+            Some("start"),
+            "a is still in flight"
+        );
+        drop(a);
+        assert_eq!(c.committed().as_deref(), Some("b"));
+        assert_eq!(c.in_flight(), 1);
+        c.freeze();
+        drop(d);
+        assert_eq!(
+            c.committed().as_deref(),
+            Some("b"),
+            "frozen: d is not committed"
+        );
+    }
+
+    #[test]
+    fn a_cursor_without_start_has_nothing_committed_until_a_chunk_completes() {
+        let c: Arc<Cursor<u64>> = Cursor::new(None, None);
+        let a = c.chunk(7, None);
+        let mut merged = c.chunk(9, None);
+        merged.merge(a);
+        assert_eq!(c.committed(), None);
+        drop(merged);
+        assert_eq!(c.committed(), Some(9));
+    }
+
+    #[tokio::test]
+    async fn a_receipt_resolves_when_every_entry_is_finished() {
+        let sem = Arc::new(tokio::sync::Semaphore::new(10));
+        let permit = Arc::clone(&sem).try_acquire_many_owned(4).ok();
+        let (ack, delivered) = receipt(permit);
+        let copies = vec![ack.clone(), ack.clone()];
+        drop(ack);
+        assert!(!delivered.is_done());
+        let waiter = tokio::spawn(async move { delivered.wait().await });
+        drop(copies);
+        let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the receipt resolves once its entries are dropped")
+            .expect("task");
+        assert!(got);
+        assert_eq!(sem.available_permits(), 10, "the permit is returned");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_receipt_answers_not_delivered() {
+        let (ack, delivered) = receipt(None);
+        delivered.abandon();
+        drop(ack);
+        let got = tokio::time::timeout(Duration::from_secs(10), delivered.wait())
+            .await
+            .expect("an abandoned receipt answers at once");
+        assert!(!got);
     }
 }

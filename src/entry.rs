@@ -129,14 +129,6 @@ impl std::fmt::Display for LabelSet {
     }
 }
 
-/// Prometheus' legacy label-name rule, `[a-zA-Z_][a-zA-Z0-9_]*`: what Promtail 3.4 accepts for
-/// the labels its stages and relabel rules create (checked at load).
-pub fn is_legacy_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
 /// Appends `s` quoted with the escaping rules of Go's `strconv.Quote`.
 pub fn go_quote_into(out: &mut String, s: &str) {
     out.push('"');

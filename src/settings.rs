@@ -412,6 +412,58 @@ pub fn relabel_rules(
         .collect()
 }
 
+/// What kind of job a scrape config is: Promtail takes the first of its sources in its
+/// precedence order (spec §4.1), and any service-discovery list but `docker_sd_configs`
+/// makes a file job.
+pub enum JobKind<'a> {
+    /// Files from static and discovered targets.
+    Files,
+    /// Container logs through the Docker engine, one element per `docker_sd_configs[]`.
+    Docker(&'a [serde_yaml::Value]),
+}
+
+/// The kind of `sc` (see [`JobKind`]).
+pub fn job_kind(sc: &crate::config::ScrapeConfig) -> JobKind<'_> {
+    let file_job = sc
+        .sd_lists()
+        .iter()
+        .any(|(key, n)| *key != "docker_sd_configs" && n.is_some());
+    match &sc.docker_sd_configs {
+        Some(docker) if !file_job => JobKind::Docker(docker),
+        Some(_) => {
+            tracing::warn!(job = %sc.job_name, "The job has file targets; its docker_sd_configs are ignored, as Promtail does.");
+            JobKind::Files
+        }
+        None => JobKind::Files,
+    }
+}
+
+/// The longest Docker log line kept, as Promtail's docker target: `limits_config.max_line_size`,
+/// or 256 KiB when that is 0.
+pub fn docker_max_line(cfg: &Config) -> usize {
+    match cfg.limits_config.max_line_size.bytes() {
+        0 => 256 * 1024,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+}
+
+/// Promtail's `limits_config.readline_rate_*`: one bucket for every job, or `None` when
+/// `readline_rate_enabled` is false.
+pub fn readline_limit(
+    cfg: &Config,
+    metrics: &Metrics,
+) -> Option<std::sync::Arc<crate::pipeline::readline_limit::ReadlineLimiter>> {
+    let l = &cfg.limits_config;
+    l.readline_rate_enabled.then(|| {
+        std::sync::Arc::new(crate::pipeline::readline_limit::ReadlineLimiter::new(
+            l.readline_rate,
+            l.readline_burst,
+            l.readline_rate_drop,
+            metrics,
+        ))
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -481,5 +533,19 @@ scrape_configs:
             metrics.targets_failed.with_label_values(&["no_path"]).get(),
             1
         );
+    }
+
+    #[test]
+    fn the_readline_limit_only_when_enabled() {
+        let m = Metrics::new();
+        let mut cfg = Config::default();
+        assert!(readline_limit(&cfg, &m).is_none());
+        cfg.limits_config.readline_rate_enabled = true;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        assert!(readline_limit(&cfg, &m).is_some());
     }
 }

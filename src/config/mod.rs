@@ -19,7 +19,8 @@
 //! [`load`] (for `-config.expand-env`).
 
 mod client;
-pub mod de;
+/// yaml.v2's reading of scalars (lives in [`crate::units`]).
+pub use crate::units::de;
 mod envsubst;
 mod flags;
 mod http;
@@ -30,7 +31,7 @@ mod sections;
 mod server;
 pub mod types;
 mod validate;
-pub(crate) mod yaml_depth;
+pub(crate) use crate::units::yaml_depth;
 
 use std::fmt;
 use std::path::Path;

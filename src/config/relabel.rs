@@ -207,7 +207,7 @@ impl RelabelConfig {
     /// (`[a-zA-Z_][a-zA-Z0-9_]*`; Promtail 3.4 refuses `foo.bar`), a `target_label` with `$`
     /// references and a `labelmap` replacement made of name characters and references only.
     pub fn validate(&self) -> Result<(), String> {
-        use crate::entry::is_legacy_label_name as valid;
+        use crate::units::is_legacy_label_name as valid;
         use RelabelAction::*;
         let a = self.action;
         let target = &self.target_label;

@@ -51,8 +51,9 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::TargetGroup;
-use crate::entry::{go_quote_into, is_legacy_label_name};
+use crate::entry::go_quote_into;
 use crate::metrics::Metrics;
+use crate::units::is_legacy_label_name;
 
 /// The label naming the file a group came from.
 pub const FILEPATH_LABEL: &str = "__meta_filepath";
@@ -313,7 +314,7 @@ fn json_field_is(key: &str, field: &str) -> bool {
 fn parse_yaml(bytes: &[u8]) -> Result<Vec<Option<RawGroup>>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     // Deep flow nesting would make serde_yaml take quadratic time before refusing it.
-    crate::config::yaml_depth::check_flow_depth(text).map_err(|e| e.to_string())?;
+    crate::units::yaml_depth::check_flow_depth(text).map_err(|e| e.to_string())?;
     // First pass: syntax and duplicate keys at any depth, and merge keys (`<<`), which
     // yaml.v2 applies and serde_yaml's typed reading does not.
     let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
@@ -360,7 +361,7 @@ fn has_merge_keys(v: &serde_yaml::Value) -> bool {
     expecting = "a target group (a map with `targets` and `labels`)"
 )]
 struct YamlGroup {
-    #[serde(default, deserialize_with = "crate::config::de::text_list")]
+    #[serde(default, deserialize_with = "crate::units::de::text_list")]
     targets: Vec<String>,
     #[serde(default, deserialize_with = "yaml_labels")]
     labels: BTreeMap<String, String>,
@@ -371,7 +372,7 @@ struct Text(String);
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::config::de::text(d).map(Text)
+        crate::units::de::text(d).map(Text)
     }
 }
 

@@ -69,7 +69,7 @@ impl NameScheme {
     /// Whether `name` is a label name under this scheme.
     pub fn is_valid(self, name: &str) -> bool {
         match self {
-            NameScheme::Legacy => crate::entry::is_legacy_label_name(name),
+            NameScheme::Legacy => crate::units::is_legacy_label_name(name),
             NameScheme::Utf8 => !name.is_empty(),
         }
     }

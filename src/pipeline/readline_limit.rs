@@ -24,7 +24,6 @@
 //! limited either.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,7 +34,6 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::stage::DropCounter;
-use crate::config::LimitsConfig;
 use crate::entry::Entry;
 use crate::metrics::Metrics;
 
@@ -84,18 +82,6 @@ impl std::fmt::Debug for ReadlineLimiter {
 }
 
 impl ReadlineLimiter {
-    /// The limiter of `limits`, or `None` when `readline_rate_enabled` is false.
-    pub fn from_config(limits: &LimitsConfig, metrics: &Metrics) -> Option<Arc<Self>> {
-        limits.readline_rate_enabled.then(|| {
-            Arc::new(Self::new(
-                limits.readline_rate,
-                limits.readline_burst,
-                limits.readline_rate_drop,
-                metrics,
-            ))
-        })
-    }
-
     /// A limiter of `rate` lines per second with bursts of `burst` lines; excess lines are
     /// dropped when `drop`, else waited for.
     pub fn new(rate: f64, burst: i64, drop: bool, metrics: &Metrics) -> Self {
@@ -275,21 +261,5 @@ mod tests {
         assert_eq!(batch.len(), 3);
         let l = ReadlineLimiter::new(f64::NAN, 1, true, &m);
         assert!(matches!(l.bucket, Bucket::Fixed(_)));
-    }
-
-    #[test]
-    fn only_when_enabled() {
-        let m = Metrics::new();
-        let mut limits = LimitsConfig::default();
-        assert!(ReadlineLimiter::from_config(&limits, &m).is_none());
-        limits.readline_rate_enabled = true;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let l = ReadlineLimiter::from_config(&limits, &m).unwrap();
-        assert!(l.drop, "readline_rate_drop defaults to true");
-        assert!(matches!(l.bucket, Bucket::Gcra(_)));
     }
 }

@@ -34,7 +34,7 @@ use tracing::{debug, error, warn};
 
 use super::generations::{Fingerprint, ResumePlan, SavedGeneration};
 use super::stamps::{Mark, Stamps};
-use super::store::{FileIdentity, Positions, SavedPosition, Snapshot};
+use super::store::{FileIdentity, PositionMap, SavedPosition, Snapshot};
 use super::yaml::{self, SidecarEntry, SidecarGeneration};
 use crate::metrics::Metrics;
 
@@ -133,7 +133,29 @@ impl Backing {
     }
 }
 
+/// Shared handle to the positions map ([`PositionMap`], which it dereferences to), optionally
+/// saved to the positions file ([`Positions::open`], [`Positions::save`]).
+#[derive(Debug, Default)]
+pub struct Positions {
+    map: PositionMap,
+    /// The file this map is saved to; `None` for [`Positions::in_memory`].
+    backing: Option<Backing>,
+}
+
+impl std::ops::Deref for Positions {
+    type Target = PositionMap;
+
+    fn deref(&self) -> &PositionMap {
+        &self.map
+    }
+}
+
 impl Positions {
+    /// An empty positions map that is never written to disk.
+    pub fn in_memory() -> Arc<Self> {
+        Arc::new(Positions::default())
+    }
+
     /// Reads the positions file (and its identity sidecar) and returns the handle to share.
     ///
     /// A missing file is an empty map; an invalid one is an error unless
@@ -189,15 +211,18 @@ impl Positions {
             remove_stale_temporaries(path);
             remove_stale_temporaries(&sidecar_path);
         }
-        Ok(Arc::new(positions.with_backing(
-            Backing {
+        if !settings.read_only {
+            positions.gate().require();
+        }
+        Ok(Arc::new(Positions {
+            backing: Some(Backing {
                 settings: settings.clone(),
                 sidecar: sidecar_path,
                 metrics,
                 state: Mutex::new(state),
-            },
-            !settings.read_only,
-        )))
+            }),
+            ..positions
+        }))
     }
 
     /// An in-memory map holding what a restart would read back from a save of `snapshot`
@@ -219,7 +244,7 @@ impl Positions {
     /// `ferrotail_positions_write_errors_total`, and returned; the next save retries. The
     /// parent directory is created (mode 0700) if missing, which Promtail does not do.
     pub fn save(&self) -> Result<(), PositionsError> {
-        let Some(backing) = self.backing() else {
+        let Some(backing) = &self.backing else {
             return Ok(());
         };
         if backing.settings.read_only {

@@ -22,10 +22,10 @@ pub(crate) mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use file::{PositionsError, PositionsSettings};
+pub use file::{Positions, PositionsError, PositionsSettings};
 pub use generations::{
     FINGERPRINT_BYTES, Fingerprint, GenHandle, PathState, Phase, ResumePlan, SavedGeneration,
 };
 pub use stamps::{MAX_LAG, Mark, Stamps};
-pub use store::{FileIdentity, Positions, SavedPath, SavedPosition, Snapshot};
+pub use store::{FileIdentity, PositionMap, SavedPath, SavedPosition, Snapshot};
 pub use writer::{MIN_SAVE_GAP, MIN_SYNC_PERIOD, PositionsWriter};

@@ -1,8 +1,9 @@
-//! The in-memory positions map and its handle, [`Positions`].
+//! The in-memory positions map, [`PositionMap`].
 //!
 //! Keys and values follow Promtail's positions file (spec §6.1): a file's absolute path maps to
 //! the byte offset of the next byte to read; `cursor-*` / `journal-*` keys hold opaque cursor
-//! strings and are kept verbatim. A file being read is a [`PathState`]: its value is the
+//! strings, kept verbatim until a source attaches to the key ([`PositionMap::attach_cursor`]);
+//! from then on its value is the cursor that source has *committed*. A file being read is a [`PathState`]: its value is the
 //! *committed* offset of its newest generation (never what was merely read, DESIGN.md contract
 //! 2), and the generations before it that still have lines in flight go to the sidecar.
 
@@ -11,10 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use super::file::Backing;
 use super::generations::{Fingerprint, PathState, ResumePlan, SavedGeneration};
 use crate::ack::StampGate;
-use crate::ack::Tracker;
+use crate::ack::{Cursor, Tracker};
 
 /// What identifies a file beyond its path, so that a file replaced while ferrotail was stopped
 /// is not read from a stale offset (Promtail's format cannot hold this; it is kept beside it).
@@ -55,6 +55,8 @@ enum Slot {
     Path(Arc<PathState>),
     /// A non-file value (`cursor-*`, `journal-*`, or anything not an integer), kept verbatim.
     Opaque(String),
+    /// A cursor key a source commits through (its value: the committed cursor).
+    Cursor(Arc<Cursor<String>>),
 }
 
 /// One file key as a save writes it: the positions file's value and the sidecar's entry.
@@ -77,44 +79,28 @@ pub struct Snapshot {
     pub files: BTreeMap<String, SavedPath>,
 }
 
-/// Shared handle to the positions map, optionally backed by the positions file
-/// ([`Positions::open`], [`Positions::save`]).
+/// The positions map in memory. [`Positions`](super::Positions), the handle everything
+/// shares, adds the file it is saved to (`positions/file.rs`) and dereferences to it.
 #[derive(Debug)]
-pub struct Positions {
+pub struct PositionMap {
     slots: Mutex<HashMap<String, Slot>>,
     /// Signalled by every commit and generation change: the writer saves soon after.
     dirty: Arc<Notify>,
     /// Tells senders when the stamps of what they push are saved.
     gate: Arc<StampGate>,
-    /// The file this map is saved to; `None` for [`Positions::in_memory`].
-    backing: Option<Backing>,
 }
 
-impl Default for Positions {
+impl Default for PositionMap {
     fn default() -> Self {
-        Positions {
+        PositionMap {
             slots: Mutex::new(HashMap::new()),
             dirty: Arc::new(Notify::new()),
             gate: Arc::new(StampGate::default()),
-            backing: None,
         }
     }
 }
 
-impl Positions {
-    /// An empty positions map that is never written to disk.
-    pub fn in_memory() -> Arc<Self> {
-        Arc::new(Positions::default())
-    }
-
-    pub(super) fn with_backing(mut self, backing: Backing, writes: bool) -> Self {
-        self.backing = Some(backing);
-        if writes {
-            self.gate.require();
-        }
-        self
-    }
-
+impl PositionMap {
     /// Tells senders when saves are on disk.
     pub fn gate(&self) -> &Arc<StampGate> {
         &self.gate
@@ -130,10 +116,6 @@ impl Positions {
             }
         }
         out
-    }
-
-    pub(super) fn backing(&self) -> Option<&Backing> {
-        self.backing.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
@@ -198,7 +180,7 @@ impl Positions {
     pub fn get(&self, path: &str) -> Option<SavedPosition> {
         match self.lock().get(path)? {
             Slot::Path(state) => state.newest(),
-            Slot::Opaque(_) => None,
+            Slot::Opaque(_) | Slot::Cursor(_) => None,
         }
     }
 
@@ -206,8 +188,24 @@ impl Positions {
     pub fn get_opaque(&self, key: &str) -> Option<String> {
         match self.lock().get(key)? {
             Slot::Opaque(v) => Some(v.clone()),
-            _ => None,
+            Slot::Cursor(c) => c.committed(),
+            Slot::Path(_) => None,
         }
+    }
+
+    /// The cursor a source commits `key` through, starting from the value saved for it. A
+    /// source that attaches again (a container restarted) gets the same cursor back, so what
+    /// its earlier run left in flight still commits in order.
+    pub fn attach_cursor(&self, key: &str) -> Arc<Cursor<String>> {
+        let mut slots = self.lock();
+        let start = match slots.get(key) {
+            Some(Slot::Cursor(c)) => return Arc::clone(c),
+            Some(Slot::Opaque(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let cursor = Cursor::new(start, Some(Arc::clone(&self.dirty)));
+        slots.insert(key.to_string(), Slot::Cursor(Arc::clone(&cursor)));
+        cursor
     }
 
     /// Sets a non-file key verbatim.
@@ -268,7 +266,7 @@ impl Positions {
         let mut slots = self.lock();
         slots.retain(|_, slot| match slot {
             Slot::Path(state) => !state.prune(),
-            Slot::Opaque(_) => true,
+            Slot::Opaque(_) | Slot::Cursor(_) => true,
         });
         let mut out = Snapshot::default();
         for (k, slot) in slots.iter() {
@@ -285,6 +283,11 @@ impl Positions {
                 Slot::Opaque(v) => {
                     out.values.insert(k.clone(), v.clone());
                 }
+                Slot::Cursor(c) => {
+                    if let Some(v) = c.committed() {
+                        out.values.insert(k.clone(), v);
+                    }
+                }
             }
         }
         out
@@ -293,8 +296,10 @@ impl Positions {
     /// Freezes every generation's tracker: nothing is committed after this (shutdown deadline).
     pub fn freeze_all(&self) {
         for slot in self.lock().values() {
-            if let Slot::Path(state) = slot {
-                state.freeze();
+            match slot {
+                Slot::Path(state) => state.freeze(),
+                Slot::Cursor(c) => c.freeze(),
+                Slot::Opaque(_) => {}
             }
         }
     }
@@ -309,7 +314,7 @@ mod tests {
 
     #[test]
     fn value_is_committed_not_read() {
-        let p = Positions::in_memory();
+        let p = Arc::new(PositionMap::default());
         let (state, plan) = p.attach("/a.log", 0);
         assert_eq!(plan, ResumePlan::default());
         let g = state.add(0, ID, Fingerprint::default(), 100, 0, Phase::Reading);
@@ -323,8 +328,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_saves_only_what_is_acknowledged() {
+        let p = Arc::new(PositionMap::default());
+        p.load_values(
+            [("cursor-abc".to_string(), "1711111111".to_string())],
+            &HashMap::new(),
+        );
+        let c = p.attach_cursor("cursor-abc");
+        let first = c.chunk("1711111112".to_string(), None);
+        let second = c.chunk("1711111113".to_string(), None);
+        assert_eq!(p.snapshot().values["cursor-abc"], "1711111111");
+        drop(second);
+        assert_eq!(p.snapshot().values["cursor-abc"], "1711111111");
+        drop(first);
+        assert_eq!(p.snapshot().values["cursor-abc"], "1711111113");
+        assert!(Arc::ptr_eq(&c, &p.attach_cursor("cursor-abc")));
+        let late = c.chunk("1711111114".to_string(), None);
+        p.freeze_all();
+        drop(late);
+        assert_eq!(p.get_opaque("cursor-abc").as_deref(), Some("1711111113"));
+    }
+
+    #[test]
     fn cursors_are_kept_verbatim() {
-        let p = Positions::in_memory();
+        let p = Arc::new(PositionMap::default());
         p.load_values(
             [
                 ("cursor-journal".to_string(), "s=abc;i=1".to_string()),
@@ -339,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_released_path_is_removed_once_acknowledged() {
-        let p = Positions::in_memory();
+        let p = Arc::new(PositionMap::default());
         let (state, _) = p.attach("/a", 0);
         let g = state.add(0, ID, Fingerprint::default(), 0, 5, Phase::Reading);
         let ack = g.tracker().chunk(5, None);

@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
-use super::store::Positions;
+use super::file::Positions;
 use crate::ack::StampGate;
 
 /// The shortest period the writer accepts; a shorter one (e.g. `0s`) is raised to this, since

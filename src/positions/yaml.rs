@@ -5,7 +5,7 @@
 //! both give `"123"`); explicit keys (`? key`) are fine; unknown top-level keys, non-scalar
 //! values and duplicate keys are errors; an empty document or `positions:` with no value is an
 //! empty map. Flow collections nested deeper than serde_yaml accepts are refused before it
-//! scans them ([`crate::config::yaml_depth`]).
+//! scans them ([`crate::units::yaml_depth`]).
 //!
 //! Writing produces YAML that Go Promtail (yaml.v2, i.e. libyaml) reads back into the same map,
 //! so a user can roll back without losing positions: keys sorted, two-space indentation, values
@@ -19,7 +19,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use crate::config::yaml_depth::check_flow_depth;
+use crate::units::yaml_depth::check_flow_depth;
 
 /// Keys longer than this many bytes are written as explicit keys (`? key` / `: value`), like
 /// yaml.v2 does; libyaml rejects simple keys longer than 1024 characters.

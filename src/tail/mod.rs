@@ -45,22 +45,11 @@ mod tests;
 
 use std::time::Duration;
 
-use crate::entry::{Entry, LabelSet};
+use crate::entry::LabelSet;
 
 pub use glob::{GlobError, check_glob};
 pub use status::{FileStatus, TailStatus};
 pub use tailer::Tailer;
-
-/// What the tailer sends to a job's pipeline task.
-#[derive(Debug)]
-pub enum TailEvent {
-    /// The entries of one read chunk, in file order.
-    Entries(Vec<Entry>),
-    /// A file was released (deleted, no longer matched, or its reader failed): nothing more will
-    /// come from the stream with these initial labels (target labels plus `filename`) until the
-    /// file is read again, so buffering stages send on what they hold for it.
-    Released(LabelSet),
-}
 
 /// One file target: a glob of files to tail and the labels of their entries.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,7 +38,7 @@
 //! - on shutdown the generations stay attached to positions (acks during the flush still
 //!   commit);
 //! - a reader that lets its file go (deleted, no longer matched, failed) says so with
-//!   `TailEvent::Released(labels)` after its last entries, so the pipeline sends on the blocks
+//!   `SourceEvent::Released(labels)` after its last entries, so the pipeline sends on the blocks
 //!   buffering stages hold for it. A rotation is not a release: the same stream goes on in the
 //!   new file (Promtail does not cut a multiline block there either).
 
@@ -53,16 +53,17 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::TailSettings;
 use super::file::{OpenFile, Opened, Resolved, Round, Split, find_copy, fingerprint_of, resolve};
 use super::poller::PollSlot;
 use super::status::ReaderShared;
-use super::{TailEvent, TailSettings};
 use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::metrics::Metrics;
 use crate::positions::{
     FINGERPRINT_BYTES, FileIdentity, Fingerprint, GenHandle, PathState, Phase, Positions,
     ResumePlan, Stamps,
 };
+use crate::sources::SourceEvent;
 
 /// Newer generations of a path a reader holds open while it still reads an older one. Past
 /// this, later generations are left to the path (a warning says so): a bound on descriptors.
@@ -121,7 +122,7 @@ pub(crate) struct ReaderCtx {
     /// Blocking rounds in progress at once, over all readers (bounds the threads used).
     pub(crate) io_slots: Arc<Semaphore>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) output: mpsc::Sender<TailEvent>,
+    pub(crate) output: mpsc::Sender<SourceEvent>,
     pub(crate) shared: Arc<ReaderShared>,
     pub(crate) slot: Arc<PollSlot>,
     /// Set before `stop` when the reader stops because its target was removed: the path's
@@ -206,7 +207,7 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {}
-            _ = ctx.output.send(TailEvent::Released(ctx.labels.clone())) => {}
+            _ = ctx.output.send(SourceEvent::Released(ctx.labels.clone())) => {}
         }
     }
     exit
@@ -789,7 +790,7 @@ impl Reader<'_> {
                 })
                 .collect();
             of.starts.clear();
-            slot.send(TailEvent::Entries(entries));
+            slot.send(SourceEvent::Entries(entries));
         }
         self.fm.read_lines.inc_by(split.lines);
         of.generation.set_size(of.size);

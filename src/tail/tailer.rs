@@ -27,50 +27,32 @@ use super::glob::PathMatcher;
 use super::poller::{PollSlot, Poller};
 use super::reader::{self, Exit, ReaderCtx};
 use super::status::{ReaderShared, TailStatus};
-use super::{FileTarget, TailEvent, TailSettings};
+use super::{FileTarget, TailSettings};
 use crate::entry::LabelSet;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
+use crate::sources::{Source, SourceContext, SourceEvent};
 
 /// Capacity of the queue of created paths from the watcher; when it is full, a full sync runs
 /// instead.
 const EVENT_QUEUE: usize = 4096;
 
-/// Discovers and tails the files of a set of file targets, which may change while it runs.
+/// Discovers and tails the files of a set of file targets, which may change while it runs: the
+/// file [`Source`].
 pub struct Tailer {
     targets: watch::Receiver<Vec<FileTarget>>,
     settings: Arc<TailSettings>,
-    positions: Arc<Positions>,
-    budget: Arc<Semaphore>,
-    budget_cap: usize,
-    metrics: Arc<Metrics>,
-    outputs: HashMap<String, mpsc::Sender<TailEvent>>,
     status: TailStatus,
 }
 
 impl Tailer {
     /// A tailer for the targets `targets` holds (and later sends: a target set is applied by
-    /// its difference, so a target that stays keeps its readers); entries of job `j` go to
-    /// `outputs[j]` as one `Vec` per read chunk. `budget` counts bytes in flight (one permit
-    /// per byte); its permits available now are taken as its size, so that no single chunk
-    /// ever asks for more than the whole budget.
-    pub fn new(
-        targets: watch::Receiver<Vec<FileTarget>>,
-        settings: TailSettings,
-        positions: Arc<Positions>,
-        budget: Arc<Semaphore>,
-        metrics: Arc<Metrics>,
-        outputs: HashMap<String, mpsc::Sender<TailEvent>>,
-    ) -> Self {
-        let budget_cap = budget.available_permits().clamp(1, u32::MAX as usize);
+    /// its difference, so a target that stays keeps its readers). Entries of job `j` go to
+    /// the context's `outputs[j]` as one `Vec` per read chunk.
+    pub fn new(targets: watch::Receiver<Vec<FileTarget>>, settings: TailSettings) -> Self {
         Tailer {
             targets,
             settings: Arc::new(settings),
-            positions,
-            budget,
-            budget_cap,
-            metrics,
-            outputs,
             status: TailStatus::default(),
         }
     }
@@ -80,10 +62,11 @@ impl Tailer {
         self.status.clone()
     }
 
-    /// Tails until `shutdown`; returns once every reader has stopped. Readers stop reading at
-    /// shutdown but leave their trackers attached to positions, so entries acknowledged during
-    /// the flush still move positions.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Tails until `ctx.shutdown`; returns once every reader has stopped. Readers stop reading
+    /// at shutdown but leave their trackers attached to positions, so entries acknowledged
+    /// during the flush still move positions.
+    pub async fn run(mut self, ctx: SourceContext) {
+        let shutdown = ctx.shutdown;
         let poller = Arc::new(Poller::new(self.settings.min_poll, self.settings.max_poll));
         let poller_task =
             tokio::spawn(Arc::clone(&poller).run(self.status.clone(), shutdown.clone()));
@@ -94,7 +77,7 @@ impl Tailer {
         let mut d = Discovery {
             targets: HashMap::new(),
             matchers: Arc::new(Vec::new()),
-            outputs: self.outputs,
+            outputs: ctx.outputs,
             readers: HashMap::new(),
             joins: JoinSet::new(),
             watcher,
@@ -102,11 +85,11 @@ impl Tailer {
             poller,
             shared: Shared {
                 settings: self.settings,
-                positions: self.positions,
-                budget: self.budget,
-                budget_cap: self.budget_cap,
+                positions: ctx.positions,
+                budget: Arc::clone(ctx.budget.semaphore()),
+                budget_cap: ctx.budget.size(),
                 io_slots: Arc::new(Semaphore::new(io_slots())),
-                metrics: self.metrics,
+                metrics: ctx.metrics,
                 status: self.status,
             },
             shutdown: shutdown.clone(),
@@ -167,11 +150,24 @@ impl Tailer {
     }
 }
 
+impl Source for Tailer {
+    fn describe(&self) -> String {
+        "file tailer".to_string()
+    }
+
+    fn run(
+        self: Box<Self>,
+        ctx: SourceContext,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(Tailer::run(*self, ctx))
+    }
+}
+
 /// A valid target at run time, by its id (see [`target_id`]).
 struct Target {
     job: String,
     labels: LabelSet,
-    output: mpsc::Sender<TailEvent>,
+    output: mpsc::Sender<SourceEvent>,
 }
 
 /// A target's identity across target sets: its job, globs and labels (spec §4.6 step 5). It
@@ -213,7 +209,7 @@ struct Discovery {
     targets: HashMap<u64, Target>,
     /// Each target's globs, by target id (shared with the blocking scans).
     matchers: Arc<Vec<(u64, PathMatcher)>>,
-    outputs: HashMap<String, mpsc::Sender<TailEvent>>,
+    outputs: HashMap<String, mpsc::Sender<SourceEvent>>,
     readers: HashMap<ReaderKey, Running>,
     joins: JoinSet<(ReaderKey, Exit)>,
     watcher: Option<RecommendedWatcher>,

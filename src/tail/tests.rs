@@ -16,6 +16,7 @@ use super::*;
 use crate::entry::{Entry, LabelSet};
 use crate::metrics::Metrics;
 use crate::positions::{FileIdentity, Positions, SavedPosition};
+use crate::sources::{Budget, SourceContext, SourceEvent};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -41,7 +42,7 @@ struct Harness {
     positions: Arc<Positions>,
     budget: Arc<Semaphore>,
     metrics: Arc<Metrics>,
-    rx: HashMap<String, mpsc::Receiver<TailEvent>>,
+    rx: HashMap<String, mpsc::Receiver<SourceEvent>>,
     /// Streams released so far (in order).
     released: Vec<LabelSet>,
     shutdown: CancellationToken,
@@ -64,7 +65,7 @@ impl Harness {
         positions: Arc<Positions>,
         budget_bytes: usize,
     ) -> Self {
-        let budget = Arc::new(Semaphore::new(budget_bytes));
+        let budget = Budget::new(budget_bytes);
         let metrics = Arc::new(Metrics::new());
         let mut outputs = HashMap::new();
         let mut rx = HashMap::new();
@@ -76,20 +77,19 @@ impl Harness {
             }
         }
         let (targets_tx, targets_rx) = tokio::sync::watch::channel(targets);
-        let tailer = Tailer::new(
-            targets_rx,
-            settings,
-            Arc::clone(&positions),
-            Arc::clone(&budget),
-            Arc::clone(&metrics),
-            outputs,
-        );
+        let tailer = Tailer::new(targets_rx, settings);
         let status = tailer.status();
         let shutdown = CancellationToken::new();
-        let run = tokio::spawn(tailer.run(shutdown.clone()));
+        let run = tokio::spawn(tailer.run(SourceContext {
+            outputs,
+            budget: budget.clone(),
+            positions: Arc::clone(&positions),
+            metrics: Arc::clone(&metrics),
+            shutdown: shutdown.clone(),
+        }));
         Harness {
             positions,
-            budget,
+            budget: Arc::clone(budget.semaphore()),
             metrics,
             rx,
             shutdown,
@@ -109,11 +109,11 @@ impl Harness {
             }
             let rx = self.rx.get_mut(job).expect("job has a channel");
             match tokio::time::timeout(WAIT, rx.recv()).await {
-                Ok(Some(TailEvent::Entries(v))) => {
+                Ok(Some(SourceEvent::Entries(v))) => {
                     assert!(!v.is_empty(), "the tailer sent an empty chunk");
                     self.pending.entry(job.to_string()).or_default().extend(v);
                 }
-                Ok(Some(TailEvent::Released(labels))) => self.released.push(labels),
+                Ok(Some(SourceEvent::Released(labels))) => self.released.push(labels),
                 Ok(None) => panic!("channel of job {job} closed"),
                 Err(_) => panic!(
                     "no entry for job {job} within {WAIT:?}; files: {:?}; positions: {:?}",

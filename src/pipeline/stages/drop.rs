@@ -30,12 +30,12 @@ use std::time::SystemTime;
 
 use serde_yaml::Value as Yaml;
 
-use crate::config::ByteSize;
-use crate::config::GoDuration;
 use crate::entry::Timestamp;
 use crate::pipeline::decode::{self, Fields};
 use crate::pipeline::stage::{BuildContext, DropCounter, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
+use crate::units::ByteSize;
+use crate::units::GoDuration;
 
 const ERR_EMPTY: &str = "drop stage config must contain at least one of `source`, `expression`, `older_than` or `longer_than`";
 const ERR_VALUE_AND_EXPRESSION: &str =

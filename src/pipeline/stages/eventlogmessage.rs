@@ -20,11 +20,11 @@
 
 use serde_yaml::Value as Yaml;
 
-use crate::entry::is_legacy_label_name;
 use crate::pipeline::decode::Fields;
 use crate::pipeline::extracted::{Key, Text, Value};
 use crate::pipeline::stage::{BuildContext, DropCounter, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
+use crate::units::is_legacy_label_name;
 
 /// The `eventlogmessage` stage.
 pub struct EventLogMessageStage {

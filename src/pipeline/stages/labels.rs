@@ -17,12 +17,12 @@
 
 use serde_yaml::Value as Yaml;
 
-use crate::entry::is_legacy_label_name;
 use crate::pipeline::decode;
 use crate::pipeline::extracted::{Extracted, ValueRef, write_go_float};
 use crate::pipeline::memo::ValueMemo;
 use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
+use crate::units::is_legacy_label_name;
 
 /// Stages with more pairs than this collect their values on the heap.
 const INLINE_PAIRS: usize = 8;

@@ -41,7 +41,6 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use serde_yaml::Value as Yaml;
 
-use crate::config::GoDuration;
 use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::pipeline::decode::{Fields, weak_integer, weak_string};
 use crate::pipeline::extracted::Extracted;
@@ -49,6 +48,7 @@ use crate::pipeline::re2;
 use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
 use crate::pipeline::stages::held::Held;
+use crate::units::GoDuration;
 
 const MAX_LINES_DEFAULT: u64 = 128;
 const MAX_WAIT_DEFAULT: Duration = Duration::from_secs(3);

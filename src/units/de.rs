@@ -9,7 +9,7 @@
 //!
 //! All helpers read a scalar through `deserialize_option` + `deserialize_str`: serde_yaml then
 //! hands over the scalar's source text unchanged (`0x1F` stays `0x1F`, `1.50` stays `1.50`).
-//! Other modules use them with `#[serde(deserialize_with = "crate::config::de::bool11")]`; YAML
+//! Other modules use them with `#[serde(deserialize_with = "crate::units::de::bool11")]`; YAML
 //! kept raw as a `serde_yaml::Value` (pipeline stages) goes through [`from_value`] so that the
 //! helpers see text, as they do in a file.
 
@@ -290,7 +290,7 @@ macro_rules! scalar_deserialize {
     ($ty:ty, $parse:expr, $on_null:expr) => {
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                $crate::config::de::parse_scalar(d, $on_null, $parse)
+                $crate::units::de::parse_scalar(d, $on_null, $parse)
             }
         }
     };
