@@ -1,13 +1,16 @@
-//! A fake Kubernetes API server for the pod discovery tests: plain HTTP/1.1 on 127.0.0.1,
-//! answering pod list requests (`GET /api/v1/pods`, or `/api/v1/namespaces/<ns>/pods`) with
+//! A fake Kubernetes API server for the discovery tests: plain HTTP/1.1 on 127.0.0.1,
+//! answering list requests for pods, nodes, services, endpoints (`/api/v1/...`), endpoint
+//! slices (`/apis/discovery.k8s.io/v1/...`) and ingresses (`/apis/networking.k8s.io/v1/...`),
+//! in all namespaces or in one (`.../namespaces/<ns>/<resource>`; nodes are cluster-wide), with
 //! a resourceVersion, and watch requests (`watch=true|1&resourceVersion=N`) with a chunked
-//! stream of JSON watch events: the recorded events after `N`, then live ones.
+//! stream of JSON watch events of that resource: the recorded events after `N`, then live ones.
 //!
-//! Like a real API server it applies the `spec.nodeName=<node>` field selector, numbers every
-//! change with a growing resourceVersion, answers a watch from a compacted resourceVersion
-//! with an `ERROR` event of code 410 (Gone), and can be told to close the open watches
-//! ([`FakeK8s::close_watches`]), send a bookmark, or forget history ([`FakeK8s::compact`]).
-//! Every request is recorded; waits are bounded and fail with a clear message.
+//! Like a real API server it applies the pods' `spec.nodeName=<node>` field selector (other
+//! selectors are recorded, not applied), numbers every change with a growing resourceVersion,
+//! answers a watch from a compacted resourceVersion with an `ERROR` event of code 410 (Gone),
+//! and can be told to close the open watches ([`FakeK8s::close_watches`]), send a bookmark, or
+//! forget history ([`FakeK8s::compact_deleting`]). Every request is recorded; waits are
+//! bounded and fail with a clear message.
 
 #![allow(dead_code)] // each test binary uses a different part of the fake
 
@@ -50,9 +53,124 @@ impl K8sRequest {
     }
 }
 
-struct StoredPod {
-    node: String,
-    object: Value,
+/// A resource the fake serves.
+struct Resource {
+    /// Its plural name, the last path segment.
+    plural: &'static str,
+    /// The `kind` of its objects.
+    kind: &'static str,
+    /// Its `apiVersion`.
+    api_version: &'static str,
+    /// The path its URLs start with.
+    prefix: &'static str,
+    /// Whether its objects live in namespaces.
+    namespaced: bool,
+}
+
+const RESOURCES: [Resource; 6] = [
+    Resource {
+        plural: "pods",
+        kind: "Pod",
+        api_version: "v1",
+        prefix: "/api/v1",
+        namespaced: true,
+    },
+    Resource {
+        plural: "nodes",
+        kind: "Node",
+        api_version: "v1",
+        prefix: "/api/v1",
+        namespaced: false,
+    },
+    Resource {
+        plural: "services",
+        kind: "Service",
+        api_version: "v1",
+        prefix: "/api/v1",
+        namespaced: true,
+    },
+    Resource {
+        plural: "endpoints",
+        kind: "Endpoints",
+        api_version: "v1",
+        prefix: "/api/v1",
+        namespaced: true,
+    },
+    Resource {
+        plural: "endpointslices",
+        kind: "EndpointSlice",
+        api_version: "discovery.k8s.io/v1",
+        prefix: "/apis/discovery.k8s.io/v1",
+        namespaced: true,
+    },
+    Resource {
+        plural: "ingresses",
+        kind: "Ingress",
+        api_version: "networking.k8s.io/v1",
+        prefix: "/apis/networking.k8s.io/v1",
+        namespaced: true,
+    },
+];
+
+fn resource(plural: &str) -> &'static Resource {
+    RESOURCES
+        .iter()
+        .find(|r| r.plural == plural)
+        .unwrap_or_else(|| panic!("the fake API server does not serve {plural:?}"))
+}
+
+/// The resource and namespace (`None`: all) a request path names.
+fn parse_path(path: &str) -> Option<(&'static Resource, Option<String>)> {
+    RESOURCES.iter().find_map(|r| {
+        let rest = path.strip_prefix(r.prefix)?;
+        if rest.strip_prefix('/') == Some(r.plural) {
+            return Some((r, None));
+        }
+        if !r.namespaced {
+            return None;
+        }
+        let (ns, plural) = rest.strip_prefix("/namespaces/")?.split_once('/')?;
+        (plural == r.plural && !ns.is_empty()).then(|| (r, Some(ns.to_owned())))
+    })
+}
+
+/// An object's key: resource, namespace ("" for nodes), name.
+type Key = (&'static str, String, String);
+
+/// The node a pod runs on (`None` for other objects).
+fn node_of(plural: &str, object: &Value) -> Option<String> {
+    (plural == "pods").then(|| object["spec"]["nodeName"].as_str().unwrap_or("").to_owned())
+}
+
+/// One open watch.
+struct Watch {
+    plural: &'static str,
+    namespace: Option<String>,
+    /// The pods' node filter.
+    node: Option<String>,
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+impl Watch {
+    /// Whether an event of an object of `plural` in `namespace` on `node` reaches this watch.
+    fn sees(&self, plural: &str, namespace: &str, node: Option<&str>) -> bool {
+        self.plural == plural
+            && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && match (&self.node, node) {
+                (Some(want), Some(n)) => want == n,
+                _ => true,
+            }
+    }
+}
+
+/// One recorded change.
+struct Change {
+    rv: u64,
+    plural: &'static str,
+    namespace: String,
+    node: Option<String>,
+    /// The event's JSON line.
+    event: Bytes,
 }
 
 #[derive(Default)]
@@ -61,11 +179,9 @@ struct State {
     rv: u64,
     /// Watches from a resourceVersion below this are answered with 410 Gone.
     compacted: u64,
-    pods: BTreeMap<String, StoredPod>,
-    /// (resourceVersion, node of the pod, the event's JSON line).
-    history: Vec<(u64, String, String)>,
-    /// Open watches: their node filter and the sender of their body.
-    watches: Vec<(Option<String>, mpsc::UnboundedSender<Bytes>)>,
+    objects: BTreeMap<Key, Value>,
+    history: Vec<Change>,
+    watches: Vec<Watch>,
     requests: Vec<K8sRequest>,
 }
 
@@ -152,24 +268,26 @@ async fn handle(
         })
         .collect();
     let request = K8sRequest { path, query };
-    let namespace = request
-        .path
-        .strip_prefix("/api/v1/namespaces/")
-        .and_then(|r| r.strip_suffix("/pods"))
-        .map(str::to_owned);
-    if request.path != "/api/v1/pods" && namespace.is_none() {
+    let Some((res, namespace)) = parse_path(&request.path) else {
+        shared.lock().requests.push(request);
+        shared.changed.notify_waiters();
         let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")).boxed());
         *resp.status_mut() = StatusCode::NOT_FOUND;
         return Ok(resp);
-    }
-    let node = node_of_selector(request.query.get("fieldSelector"));
-    let ns_matches = |object: &Value| {
-        namespace
-            .as_deref()
-            .is_none_or(|ns| object["metadata"]["namespace"] == ns)
     };
-    let node_matches = |n: &str| node.as_deref().is_none_or(|want| want == n);
-    let watch = request.is_watch();
+    let node = if res.plural == "pods" {
+        node_of_selector(request.query.get("fieldSelector"))
+    } else {
+        None
+    };
+    let watch = Watch {
+        plural: res.plural,
+        namespace,
+        node,
+        // Replaced below for a watch.
+        tx: mpsc::unbounded_channel().0,
+    };
+    let is_watch = request.is_watch();
     let from: u64 = request
         .query
         .get("resourceVersion")
@@ -178,30 +296,31 @@ async fn handle(
 
     let mut st = shared.lock();
     st.requests.push(request);
-    let resp = if watch {
+    let resp = if is_watch {
         let (tx, rx) = mpsc::unbounded_channel();
         if from < st.compacted {
             let _ = tx.send(line(&gone_event()));
             // The sender drops here: the stream ends after the error, as the server's does.
         } else {
-            for (rv, n, ev) in &st.history {
-                let ev: Value = serde_json::from_str(ev).unwrap_or_default();
-                if *rv > from && node_matches(n) && ns_matches(&ev["object"]) {
-                    let _ = tx.send(line(&ev));
+            for c in &st.history {
+                if c.rv > from && watch.sees(c.plural, &c.namespace, c.node.as_deref()) {
+                    let _ = tx.send(c.event.clone());
                 }
             }
-            st.watches.push((node.clone(), tx));
+            st.watches.push(Watch { tx, ..watch });
         }
         Response::new(ChannelBody(rx).boxed())
     } else {
         let items: Vec<Value> = st
-            .pods
-            .values()
-            .filter(|p| node_matches(&p.node) && ns_matches(&p.object))
-            .map(|p| p.object.clone())
+            .objects
+            .iter()
+            .filter(|((plural, ns, _), object)| {
+                watch.sees(plural, ns, node_of(plural, object).as_deref())
+            })
+            .map(|(_, object)| object.clone())
             .collect();
         let list = json!({
-            "kind": "PodList", "apiVersion": "v1",
+            "kind": format!("{}List", res.kind), "apiVersion": res.api_version,
             "metadata": {"resourceVersion": st.rv.to_string()},
             "items": items,
         });
@@ -250,79 +369,121 @@ impl FakeK8s {
         format!("http://{}", self.addr)
     }
 
-    /// Records an event and sends it to the open watches that see that node.
-    fn publish(st: &mut State, node: &str, event: Value) {
+    /// Records an event and sends it to the open watches that see it.
+    fn publish(st: &mut State, key: &Key, node: Option<String>, event: Value) {
         let rv = st.rv;
         let bytes = line(&event);
-        st.watches.retain(|(filter, tx)| {
-            if filter.as_deref().is_some_and(|f| f != node) {
-                return !tx.is_closed();
+        let (plural, namespace) = (key.0, key.1.clone());
+        st.watches.retain(|w| {
+            if !w.sees(plural, &namespace, node.as_deref()) {
+                return !w.tx.is_closed();
             }
-            tx.send(bytes.clone()).is_ok()
+            w.tx.send(bytes.clone()).is_ok()
         });
-        st.history.push((rv, node.to_owned(), event.to_string()));
+        st.history.push(Change {
+            rv,
+            plural,
+            namespace,
+            node,
+            event: bytes,
+        });
+    }
+
+    /// Adds or replaces an object of resource `plural` (`pods`, `nodes`, `services`,
+    /// `endpoints`, `endpointslices`, `ingresses`): `kind`, `apiVersion` and a new
+    /// `metadata.resourceVersion` are filled in; `metadata.name` (and `metadata.namespace`
+    /// for namespaced resources) must be set. Sends `ADDED` or `MODIFIED`.
+    pub fn apply(&self, plural: &str, mut object: Value) {
+        let res = resource(plural);
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("metadata.name")
+            .to_owned();
+        let namespace = if res.namespaced {
+            object["metadata"]["namespace"]
+                .as_str()
+                .expect("metadata.namespace")
+                .to_owned()
+        } else {
+            String::new()
+        };
+        let mut st = self.shared.lock();
+        st.rv += 1;
+        object["kind"] = json!(res.kind);
+        object["apiVersion"] = json!(res.api_version);
+        object["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+        let key: Key = (res.plural, namespace, name);
+        let kind = if st.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        st.objects.insert(key.clone(), object.clone());
+        let node = node_of(res.plural, &object);
+        Self::publish(&mut st, &key, node, json!({"type": kind, "object": object}));
+    }
+
+    /// Deletes an object (a `DELETED` event carrying its last state); `namespace` is ignored
+    /// for nodes.
+    pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
+        let res = resource(plural);
+        let namespace = if res.namespaced { namespace } else { "" };
+        let key: Key = (res.plural, namespace.to_owned(), name.to_owned());
+        let mut st = self.shared.lock();
+        let Some(mut object) = st.objects.remove(&key) else {
+            return;
+        };
+        st.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+        let node = node_of(res.plural, &object);
+        Self::publish(
+            &mut st,
+            &key,
+            node,
+            json!({"type": "DELETED", "object": object}),
+        );
     }
 
     /// Adds (or replaces) a running pod in namespace `default` on `node` with one container
     /// `main` declaring `ports`.
     pub fn add_pod(&self, name: &str, node: &str, ports: &[i32]) {
-        let mut st = self.shared.lock();
-        st.rv += 1;
         let ports: Vec<Value> = ports
             .iter()
             .map(|p| json!({"containerPort": p, "protocol": "TCP"}))
             .collect();
-        let object = json!({
-            "kind": "Pod", "apiVersion": "v1",
-            "metadata": {
-                "name": name, "namespace": "default", "uid": format!("uid-{name}"),
-                "resourceVersion": st.rv.to_string(), "labels": {"app": name}
-            },
-            "spec": {"nodeName": node, "containers": [{"name": "main", "image": "img", "ports": ports}]},
-            "status": {"podIP": "10.1.2.3", "phase": "Running",
-                       "conditions": [{"type": "Ready", "status": "True"}]}
-        });
-        let kind = if st.pods.contains_key(name) {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
-        st.pods.insert(
-            name.to_owned(),
-            StoredPod {
-                node: node.to_owned(),
-                object: object.clone(),
-            },
+        self.apply(
+            "pods",
+            json!({
+                "metadata": {
+                    "name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                    "labels": {"app": name}
+                },
+                "spec": {"nodeName": node, "containers": [{"name": "main", "image": "img", "ports": ports}]},
+                "status": {"podIP": "10.1.2.3", "phase": "Running",
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            }),
         );
-        Self::publish(&mut st, node, json!({"type": kind, "object": object}));
     }
 
-    /// Deletes a pod (a `DELETED` event carrying its last state).
+    /// Deletes pod `name` of namespace `default`.
     pub fn delete_pod(&self, name: &str) {
-        let mut st = self.shared.lock();
-        let Some(mut pod) = st.pods.remove(name) else {
-            return;
-        };
-        st.rv += 1;
-        pod.object["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-        Self::publish(
-            &mut st,
-            &pod.node,
-            json!({"type": "DELETED", "object": pod.object}),
-        );
+        self.delete("pods", "default", name);
     }
 
-    /// Advances the resourceVersion without a pod change and sends a `BOOKMARK` with it to
-    /// the open watches; returns that resourceVersion.
+    /// Advances the resourceVersion without a change and sends a `BOOKMARK` with it to the
+    /// open watches; returns that resourceVersion.
     pub fn bookmark(&self) -> u64 {
         let mut st = self.shared.lock();
         st.rv += 1;
         let rv = st.rv;
-        let event = json!({"type": "BOOKMARK", "object": {
-            "kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}
-        }});
-        let bytes = line(&event);
-        st.watches.retain(|(_, tx)| tx.send(bytes.clone()).is_ok());
+        st.watches.retain(|w| {
+            let res = resource(w.plural);
+            let event = json!({"type": "BOOKMARK", "object": {
+                "kind": res.kind, "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": rv.to_string()}
+            }});
+            w.tx.send(line(&event)).is_ok()
+        });
         rv
     }
 
@@ -331,18 +492,20 @@ impl FakeK8s {
         self.shared.lock().watches.clear();
     }
 
-    /// Deletes `name` without any event (as if its event had been compacted away), forgets
-    /// all history, answers the open watches with 410 Gone and ends them. From now on a watch
-    /// from an older resourceVersion gets 410 too; only a new list sees the current state.
+    /// Deletes pod `name` of namespace `default` without any event (as if its event had been
+    /// compacted away), forgets all history, answers the open watches with 410 Gone and ends
+    /// them. From now on a watch from an older resourceVersion gets 410 too; only a new list
+    /// sees the current state.
     pub fn compact_deleting(&self, name: &str) {
         let mut st = self.shared.lock();
-        st.pods.remove(name);
+        st.objects
+            .remove(&("pods", "default".to_owned(), name.to_owned()));
         st.rv += 1;
         st.compacted = st.rv;
         st.history.clear();
         let gone = line(&gone_event());
-        for (_, tx) in st.watches.drain(..) {
-            let _ = tx.send(gone.clone());
+        for w in st.watches.drain(..) {
+            let _ = w.tx.send(gone.clone());
         }
     }
 

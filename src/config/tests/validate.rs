@@ -155,7 +155,7 @@ scrape_configs:
   - job_name: b
     file_sd_configs: [{files: [/etc/t/*.yaml]}]
     kubernetes_sd_configs: [{role: pod}]
-    docker_sd_configs: [{host: unix:///var/run/docker.sock}]
+    docker_sd_configs: [{host: 'https://docker:2376'}]
   - job_name: c
     kafka: {brokers: [k:9092], topics: [t]}
     gelf: {}
@@ -173,7 +173,8 @@ scrape_configs:
         "clients[1].basic_auth.password_ref is not supported yet",
         "scrape_configs[0].decompression is not supported yet",
         "scrape_configs[0].encoding is not supported yet",
-        "scrape_configs[1].docker_sd_configs is not supported yet",
+        "scrape_configs[1].docker_sd_configs[0]: docker host \"https://docker:2376\": https \
+         hosts (TLS to the engine) are not supported yet; use unix:// or tcp://",
         "scrape_configs[2].kafka is not supported yet",
         "scrape_configs[2].gelf is not supported yet",
         "server.grpc_tls_config is not supported yet",
@@ -344,6 +345,12 @@ fn kubernetes_sd_configs_are_checked_as_prometheus_checks_them() {
     job("{role: pod, namespaces: {names: [a, b]}, selectors: [{role: pod, label: 'app=web'}]}")
         .validate()
         .unwrap();
+    for role in ["node", "service", "endpoints", "endpointslice", "ingress"] {
+        job(&format!("{{role: {role}}}")).validate().unwrap();
+    }
+    job("{role: endpoints, selectors: [{role: service, label: 'a=b'}, {role: pod, field: 'x=y'}]}")
+        .validate()
+        .unwrap();
     for (k8s, needle) in [
         ("{}", "role"),
         (
@@ -351,7 +358,14 @@ fn kubernetes_sd_configs_are_checked_as_prometheus_checks_them() {
             "api_server",
         ),
         ("{role: pod, surprise: 1}", "surprise"),
-        ("{role: service}", "service"),
+        (
+            "{role: services}",
+            "role: unknown Kubernetes SD role \"services\"",
+        ),
+        (
+            "{role: node, selectors: [{role: pod}]}",
+            "node role supports only node selectors",
+        ),
     ] {
         let p = problems(&job(k8s));
         assert_eq!(p.len(), 1, "{k8s}: {p:?}");
@@ -359,6 +373,40 @@ fn kubernetes_sd_configs_are_checked_as_prometheus_checks_them() {
             p[0].starts_with("scrape_configs[0].kubernetes_sd_configs[0]: ")
                 && p[0].contains(needle),
             "{k8s}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn docker_sd_configs_are_checked_as_prometheus_checks_them() {
+    let job = |docker: &str| {
+        parse(&format!(
+            "{CLIENT}scrape_configs:\n- job_name: containers\n  docker_sd_configs: [{docker}]\n"
+        ))
+    };
+    job("{host: unix:///var/run/docker.sock}")
+        .validate()
+        .unwrap();
+    job("{host: 'tcp://127.0.0.1:2375', refresh_interval: 5s, filters: [{name: name, values: [flog]}]}")
+        .validate()
+        .unwrap();
+    for (docker, needle) in [
+        ("{}", "host missing"),
+        ("{host: unix:///d.sock, surprise: 1}", "surprise"),
+        (
+            "{host: unix:///d.sock, refresh_interval: 0s}",
+            "refresh_interval",
+        ),
+        (
+            "{host: 'tcp://d:1', oauth2: {client_id: i}}",
+            "oauth2 is not supported yet",
+        ),
+    ] {
+        let p = problems(&job(docker));
+        assert_eq!(p.len(), 1, "{docker}: {p:?}");
+        assert!(
+            p[0].starts_with("scrape_configs[0].docker_sd_configs[0]: ") && p[0].contains(needle),
+            "{docker}: {p:?}"
         );
     }
 }

@@ -1,61 +1,89 @@
-//! `kubernetes_sd_configs` with `role: pod` (spec §4.4): pods listed and watched through the
-//! Kubernetes API, each turned into target groups and published on a watch channel.
+//! `kubernetes_sd_configs` (spec §4.4): the objects of a role listed and watched through the
+//! Kubernetes API, turned into target groups and published on a watch channel.
 //!
-//! The behaviour is that of Prometheus 2.55's `discovery/kubernetes` pod role as vendored by
-//! Promtail 3.4.6, plus Promtail's node filter (`fulfillKubePodSelector` in its file target
-//! manager): the pod field selector always holds `spec.nodeName=<host>`, so a DaemonSet
-//! instance only sees the pods of its own node. [`settings`] parses and checks the YAML,
-//! [`selector`] checks selector syntax, [`pod`] converts one pod; this module builds the API
-//! client and runs the watches.
+//! The behaviour is that of Prometheus 2.55's `discovery/kubernetes` as vendored by Promtail
+//! 3.4.6, for all six roles, plus Promtail's node filter for `role: pod`
+//! (`fulfillKubePodSelector` in its file target manager): the pod field selector always holds
+//! `spec.nodeName=<host>`, so a DaemonSet instance only sees the pods of its own node.
+//! [`settings`] parses and checks the YAML, [`selector`] checks selector syntax; one module
+//! per role converts one object ([`pod`], [`node`], [`service`], [`endpoints`],
+//! [`endpointslice`], [`ingress`], with the shared label helpers in [`meta`]); `store` keeps
+//! the objects found and the groups built from them; this module builds the API client and
+//! runs the watches.
 //!
 //! - Client: `kubeconfig_file` (its current context), or `api_server` with the HTTP client
 //!   settings (bearer token or token file, basic auth, TLS files), or else the in-cluster
 //!   config (service account token and CA under `/var/run/secrets/kubernetes.io/serviceaccount`,
 //!   `KUBERNETES_SERVICE_HOST`/`_PORT`).
-//! - One list+watch per namespace (`namespaces.names`, plus the pod's own namespace with
-//!   `own_namespace`), or one over all namespaces. kube-runtime's watcher resumes a closed
+//! - Streams: one list+watch per watched kind ([`Role::watched_kinds`]: the role's own kind;
+//!   for `endpoints` and `endpointslice` also pods and services, whose labels they join) and
+//!   per namespace (`namespaces.names`, plus the pod's own namespace with `own_namespace`), or
+//!   one over all namespaces; nodes are cluster-wide and ignore `namespaces`. Each stream
+//!   takes the selector configured for its kind. kube-runtime's watcher resumes a closed
 //!   watch from the last resourceVersion (bookmarks included) and relists after 410 Gone;
-//!   errors (unreachable API, 403) are logged naming the API server and retried with
-//!   exponential backoff (0.8 s to 30 s).
-//! - A relist replaces everything that stream had found (pods deleted meanwhile go away).
+//!   errors (unreachable API, 403) are logged naming the API server, the kind and the
+//!   namespace, and retried with exponential backoff (0.8 s to 30 s).
+//! - A relist replaces everything that stream had found (objects deleted meanwhile go away).
 //!
-//! Invariants: the published list is the groups of every known pod, ordered by source
-//! (`pod/<namespace>/<name>`) and then by target order within the pod; it is published once
-//! every stream has finished its first list (even when empty: consumers then know discovery
-//! has answered), and after that only when it changes. A client that cannot be built is
-//! logged as an error and an empty list published, as Prometheus runs without that
-//! discoverer. The task ends at `shutdown` or when no receiver is left; it never panics on
-//! what the API server sends.
+//! Invariants: the published list is the groups of every known object of the role's kind,
+//! ordered by source (`pod/<namespace>/<name>`, `node/<name>`, `svc/...`, `endpoints/...`,
+//! `endpointslice/...`, `ingress/...`) and then by target order within the object, each built
+//! from the current state of the objects it reads; it is published once every stream has
+//! finished its first list (even when empty: consumers then know discovery has answered), and
+//! after that only when it changes. A client that cannot be built is logged as an error and an
+//! empty list published, as Prometheus runs without that discoverer. The task ends at
+//! `shutdown` or when no receiver is left; it never panics on what the API server sends.
 //!
 //! Deliberate differences: each target is its own [`TargetGroup`] (see [`pod::pod_groups`]);
-//! a pod without an IP publishes nothing rather than an empty group (the same for
-//! consumers); relative file paths are not joined with the config file's directory;
+//! an object without targets publishes nothing rather than an empty group (the same for
+//! consumers); the endpoints roles rebuild a target group whenever a pod or service it reads
+//! changes (Prometheus only on a pod's phase change or a service event, keeping older labels
+//! until then), and list the targets of uncovered container ports in a fixed order; only the
+//! `discovery.k8s.io/v1` EndpointSlice and `networking.k8s.io/v1` Ingress APIs are used
+//! (Kubernetes 1.21 and 1.19 and later; Prometheus falls back to the v1beta1 APIs on older
+//! servers); relative file paths are not joined with the config file's directory;
 //! `attach_metadata.node`, oauth2, proxies and `http_headers` are refused as not supported yet.
 
+pub mod endpoints;
+pub mod endpointslice;
+pub mod ingress;
+pub mod meta;
+pub mod node;
 pub mod pod;
 pub mod selector;
+pub mod service;
 pub mod settings;
+mod store;
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, select_all};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{WatchStreamExt, watcher as watch_pods};
+use kube::runtime::{WatchStreamExt, watcher as watch_objects};
 use kube::{Client, Config};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use pod::{pod_groups, pod_source, sanitize_label_name};
+pub use endpoints::{endpoints_groups, endpoints_source};
+pub use endpointslice::{endpointslice_groups, endpointslice_source};
+pub use ingress::{ingress_groups, ingress_source};
+pub use meta::sanitize_label_name;
+pub use node::{node_groups, node_source};
+pub use pod::{pod_groups, pod_source};
+pub use service::{service_groups, service_source};
 pub use settings::{
-    BasicAuthSettings, KubernetesSdSettings, Role, TlsSettings, node_filter, settings_from_yaml,
+    BasicAuthSettings, KubernetesSdSettings, Role, Selector, TlsSettings, node_filter,
+    settings_from_yaml,
 };
 
 use super::TargetGroup;
+use store::{Object, State};
 
 /// Where a pod's service account files are mounted.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -100,9 +128,19 @@ pub enum KubernetesSdError {
     Client(String),
 }
 
-/// The pod discoverer of one `kubernetes_sd_configs` element.
+/// The discoverer of one `kubernetes_sd_configs` element.
 pub struct KubernetesSd {
     settings: KubernetesSdSettings,
+}
+
+/// The events of all streams, each tagged with its stream's index.
+type Events = BoxStream<'static, (usize, watcher::Result<Event<Object>>)>;
+
+/// One list+watch: a kind, in one namespace or (`None`) in all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StreamSpec {
+    kind: Role,
+    namespace: Option<String>,
 }
 
 impl KubernetesSd {
@@ -111,9 +149,10 @@ impl KubernetesSd {
         KubernetesSd { settings }
     }
 
-    /// Publishes the groups of the discovered pods on `out` (see the module doc) until
+    /// Publishes the groups of the discovered objects on `out` (see the module doc) until
     /// `shutdown`, or until every receiver of `out` is gone.
     pub async fn run(self, out: watch::Sender<Vec<TargetGroup>>, shutdown: CancellationToken) {
+        let role = self.settings.role;
         let built = tokio::select! {
             () = shutdown.cancelled() => return,
             built = build_client(&self.settings) => built,
@@ -121,32 +160,22 @@ impl KubernetesSd {
         let (client, server, own_namespace) = match built {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!(error = %e, "Kubernetes service discovery cannot start; it finds no pods.");
+                tracing::error!(error = %e, %role, "Kubernetes service discovery cannot start; it finds nothing.");
                 out.send_replace(Vec::new());
                 return;
             }
         };
-        let namespaces = namespaces(&self.settings, own_namespace);
-        let mut config = watcher::Config::default().fields(&self.settings.field_selector);
-        if let Some(labels) = &self.settings.label_selector {
-            config = config.labels(labels);
-        }
-        let streams: Vec<BoxStream<'static, (usize, watcher::Result<Event<Pod>>)>> = namespaces
+        let specs = stream_specs(role, &namespaces(&self.settings, own_namespace));
+        let streams: Vec<Events> = specs
             .iter()
             .enumerate()
-            .map(|(i, ns)| {
-                let api: Api<Pod> = match ns {
-                    Some(ns) => Api::namespaced(client.clone(), ns),
-                    None => Api::all(client.clone()),
-                };
-                watch_pods(api, config.clone())
-                    .default_backoff()
-                    .map(move |ev| (i, ev))
-                    .boxed()
+            .map(|(i, spec)| {
+                let config = watch_config(&self.settings.selector(spec.kind));
+                object_stream(&client, spec, config, i)
             })
             .collect();
         let mut events = select_all(streams);
-        let mut state = PodState::new(namespaces.len());
+        let mut state = State::new(role, specs.len());
         let mut published = false;
         loop {
             let next = tokio::select! {
@@ -160,18 +189,8 @@ impl KubernetesSd {
             };
             let event = match event {
                 Ok(e) => e,
-                // An expired resourceVersion is routine: the watcher relists after its backoff.
-                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
-                    tracing::debug!(api_server = %server, "Kubernetes watch expired (410 Gone); relisting pods.");
-                    continue;
-                }
                 Err(e) => {
-                    let namespace = namespaces
-                        .get(i)
-                        .and_then(Option::as_deref)
-                        .unwrap_or("(all)");
-                    tracing::warn!(api_server = %server, namespace, error = %e,
-                        "Kubernetes pod discovery failed; retrying with backoff.");
+                    log_watch_error(&server, specs.get(i), &e);
                     continue;
                 }
             };
@@ -198,6 +217,112 @@ impl KubernetesSd {
     }
 }
 
+/// Logs a failed list or watch of the stream `spec` (the watcher retries it).
+fn log_watch_error(server: &str, spec: Option<&StreamSpec>, e: &watcher::Error) {
+    let kind = spec.map_or("", |s| s.kind.as_str());
+    let namespace = spec.and_then(|s| s.namespace.as_deref()).unwrap_or("(all)");
+    match e {
+        // An expired resourceVersion is routine: the watcher relists after its backoff.
+        watcher::Error::WatchError(status) if status.code == 410 => {
+            tracing::debug!(api_server = %server, kind, namespace,
+                "Kubernetes watch expired (410 Gone); relisting.");
+        }
+        e => tracing::warn!(api_server = %server, kind, namespace, error = %e,
+            "Kubernetes discovery failed to list or watch; retrying with backoff."),
+    }
+}
+
+/// The streams a `role` discoverer runs: for each namespace, each watched kind (nodes once,
+/// cluster-wide).
+fn stream_specs(role: Role, namespaces: &[Option<String>]) -> Vec<StreamSpec> {
+    if role == Role::Node {
+        return vec![StreamSpec {
+            kind: Role::Node,
+            namespace: None,
+        }];
+    }
+    namespaces
+        .iter()
+        .flat_map(|ns| {
+            role.watched_kinds().iter().map(|kind| StreamSpec {
+                kind: *kind,
+                namespace: ns.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The watcher settings for a kind's selector (an empty selector is not sent).
+fn watch_config(selector: &Selector) -> watcher::Config {
+    let mut config = watcher::Config::default();
+    if let Some(field) = &selector.field {
+        config = config.fields(field);
+    }
+    if let Some(label) = &selector.label {
+        config = config.labels(label);
+    }
+    config
+}
+
+/// The list+watch of `spec`, its events tagged with `i` and its objects wrapped in
+/// [`Object`].
+fn object_stream(client: &Client, spec: &StreamSpec, config: watcher::Config, i: usize) -> Events {
+    let ns = spec.namespace.as_deref();
+    match spec.kind {
+        Role::Pod => typed(namespaced::<Pod>(client, ns), config, i, |o| {
+            Object::Pod(Box::new(o))
+        }),
+        Role::Service => typed(namespaced::<Service>(client, ns), config, i, |o| {
+            Object::Service(Box::new(o))
+        }),
+        Role::Endpoints => typed(namespaced::<Endpoints>(client, ns), config, i, |o| {
+            Object::Endpoints(Box::new(o))
+        }),
+        Role::EndpointSlice => typed(namespaced::<EndpointSlice>(client, ns), config, i, |o| {
+            Object::EndpointSlice(Box::new(o))
+        }),
+        Role::Ingress => typed(namespaced::<Ingress>(client, ns), config, i, |o| {
+            Object::Ingress(Box::new(o))
+        }),
+        Role::Node => typed(Api::<Node>::all(client.clone()), config, i, |o| {
+            Object::Node(Box::new(o))
+        }),
+    }
+}
+
+/// The API of a namespaced kind in `namespace`, or in all namespaces.
+fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// kube-runtime's watcher over `api` (with its default backoff), mapped into [`Object`]s.
+fn typed<K>(api: Api<K>, config: watcher::Config, i: usize, wrap: fn(K) -> Object) -> Events
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watch_objects(api, config)
+        .default_backoff()
+        .map(move |ev| {
+            let ev = ev.map(|e| match e {
+                Event::Apply(o) => Event::Apply(wrap(o)),
+                Event::Delete(o) => Event::Delete(wrap(o)),
+                Event::Init => Event::Init,
+                Event::InitApply(o) => Event::InitApply(wrap(o)),
+                Event::InitDone => Event::InitDone,
+            });
+            (i, ev)
+        })
+        .boxed()
+}
+
 /// The namespaces to watch (`None`: all of them), as Prometheus' `getNamespaces`, without
 /// duplicates.
 fn namespaces(settings: &KubernetesSdSettings, own: Option<String>) -> Vec<Option<String>> {
@@ -217,96 +342,6 @@ fn namespaces(settings: &KubernetesSdSettings, own: Option<String>) -> Vec<Optio
         }
     }
     out
-}
-
-/// The pods each stream knows, keyed by uid.
-struct PodState {
-    streams: Vec<StreamPods>,
-}
-
-#[derive(Default)]
-struct StreamPods {
-    pods: HashMap<String, (String, Vec<TargetGroup>)>,
-    /// Pods of a list in progress; they replace `pods` when it completes.
-    relist: Option<HashMap<String, (String, Vec<TargetGroup>)>>,
-    listed: bool,
-}
-
-/// A pod's key: its uid (a pod recreated under the same name is another pod), or its
-/// namespaced name when the server sends none.
-fn pod_key(pod: &Pod) -> String {
-    match &pod.metadata.uid {
-        Some(uid) if !uid.is_empty() => uid.clone(),
-        _ => format!(
-            "{}/{}",
-            pod.metadata.namespace.as_deref().unwrap_or_default(),
-            pod.metadata.name.as_deref().unwrap_or_default()
-        ),
-    }
-}
-
-fn pod_entry(pod: &Pod) -> (String, Vec<TargetGroup>) {
-    let source = pod_source(
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default(),
-    );
-    (source, pod_groups(pod))
-}
-
-impl PodState {
-    fn new(streams: usize) -> Self {
-        PodState {
-            streams: (0..streams).map(|_| StreamPods::default()).collect(),
-        }
-    }
-
-    /// Applies one watcher event of stream `i`; true when the published list may change.
-    fn apply(&mut self, i: usize, event: Event<Pod>) -> bool {
-        let Some(s) = self.streams.get_mut(i) else {
-            return false;
-        };
-        match event {
-            Event::Init => {
-                s.relist = Some(HashMap::new());
-                false
-            }
-            Event::InitApply(pod) => {
-                s.relist
-                    .get_or_insert_with(HashMap::new)
-                    .insert(pod_key(&pod), pod_entry(&pod));
-                false
-            }
-            Event::InitDone => {
-                s.pods = s.relist.take().unwrap_or_default();
-                s.listed = true;
-                true
-            }
-            Event::Apply(pod) => {
-                s.pods.insert(pod_key(&pod), pod_entry(&pod));
-                s.listed
-            }
-            Event::Delete(pod) => {
-                s.pods.remove(&pod_key(&pod));
-                s.listed
-            }
-        }
-    }
-
-    fn all_listed(&self) -> bool {
-        self.streams.iter().all(|s| s.listed)
-    }
-
-    /// Every pod's groups, ordered by source, then by uid (for a name briefly held by two
-    /// pods), then in target order.
-    fn groups(&self) -> Vec<TargetGroup> {
-        let mut pods: BTreeMap<(&str, &str), &[TargetGroup]> = BTreeMap::new();
-        for s in &self.streams {
-            for (key, (source, groups)) in &s.pods {
-                pods.insert((source, key), groups);
-            }
-        }
-        pods.into_values().flatten().cloned().collect()
-    }
 }
 
 /// The client, the API server's URL for messages, and the own namespace when asked for.

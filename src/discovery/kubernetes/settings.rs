@@ -3,39 +3,100 @@
 //! `HTTPClientConfig.Validate`), and Promtail's node filter.
 //!
 //! Invariants: every key Prometheus knows is either honoured or refused as "not supported
-//! yet" (never ignored silently), unknown keys are refused by name; a setting that passes here
-//! has `role: pod`, at most one of `api_server` and `kubeconfig_file`, HTTP client settings
-//! only with `api_server`, and a pod field selector that holds Promtail's
-//! `spec.nodeName=<host>`.
+//! yet" (never ignored silently), unknown keys and unknown roles are refused by name; a
+//! setting that passes here has one of Prometheus' six roles, selectors only for the kinds
+//! that role watches (at most one per kind), at most one of `api_server` and
+//! `kubeconfig_file`, and HTTP client settings only with `api_server`; with `role: pod` its
+//! pod field selector holds Promtail's `spec.nodeName=<host>` (no other role gets the node
+//! filter, as in Promtail).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::selector::{check_field_selector, check_label_selector};
-use crate::config::de::{bool11, opt_bool11, opt_text, text_list};
 use crate::config::{Authorization, BasicAuth, TlsConfig};
 use crate::redact::MASK;
+use crate::units::de::{bool11, opt_bool11, opt_text, text_list};
 
 /// The field Promtail filters pods on (its `kubernetesPodNodeField`).
 const NODE_FIELD: &str = "spec.nodeName";
 
-/// The roles Prometheus knows, in the order its messages list them.
-const ROLES: [&str; 6] = [
-    "pod",
-    "service",
-    "endpoints",
-    "endpointslice",
-    "node",
-    "ingress",
-];
-
-/// The Kubernetes SD roles ferrotail implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A Kubernetes SD role; also names the kind of object a role lists and watches (the
+/// endpoints roles watch pods and services too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
-    /// `role: pod`.
+    /// `role: pod`: one target per container port (or container).
     Pod,
+    /// `role: service`: one target per service port.
+    Service,
+    /// `role: endpoints`: one target per address and port of an Endpoints object.
+    Endpoints,
+    /// `role: endpointslice`: one target per address and port of an EndpointSlice.
+    EndpointSlice,
+    /// `role: node`: one target per node, its kubelet.
+    Node,
+    /// `role: ingress`: one target per rule host and path.
+    Ingress,
+}
+
+impl Role {
+    /// Every role, in the order Prometheus' messages list them.
+    pub const ALL: [Role; 6] = [
+        Role::Pod,
+        Role::Service,
+        Role::Endpoints,
+        Role::EndpointSlice,
+        Role::Node,
+        Role::Ingress,
+    ];
+
+    /// The role's YAML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Pod => "pod",
+            Role::Service => "service",
+            Role::Endpoints => "endpoints",
+            Role::EndpointSlice => "endpointslice",
+            Role::Node => "node",
+            Role::Ingress => "ingress",
+        }
+    }
+
+    /// The role named `name` (exactly, as Prometheus compares).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The kinds this role lists and watches, which are also the selector roles it accepts
+    /// (Prometheus' `allowedSelectors`, in its order).
+    pub fn watched_kinds(self) -> &'static [Role] {
+        match self {
+            Role::Pod => &[Role::Pod],
+            Role::Service => &[Role::Service],
+            Role::Endpoints => &[Role::Pod, Role::Service, Role::Endpoints],
+            Role::EndpointSlice => &[Role::Pod, Role::Service, Role::EndpointSlice],
+            Role::Node => &[Role::Node],
+            Role::Ingress => &[Role::Ingress],
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The label and field selectors of one watched kind (`selectors[]`), empty ones left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// `label`: a label selector the API server applies.
+    pub label: Option<String>,
+    /// `field`: a field selector the API server applies.
+    pub field: Option<String>,
 }
 
 /// Basic authentication against the API server: each part is given inline or read from a
@@ -81,7 +142,7 @@ pub struct TlsSettings {
 /// A validated `kubernetes_sd_configs` element, ready to run.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KubernetesSdSettings {
-    /// Always [`Role::Pod`] (other roles are refused).
+    /// `role`.
     pub role: Role,
     /// `api_server`; with `kubeconfig_file` unset too, the in-cluster config is used.
     pub api_server: Option<String>,
@@ -91,10 +152,10 @@ pub struct KubernetesSdSettings {
     pub namespaces: Vec<String>,
     /// `namespaces.own_namespace` (in-cluster only).
     pub own_namespace: bool,
-    /// The pod role's label selector, if any.
-    pub label_selector: Option<String>,
-    /// The pod role's field selector, with Promtail's node filter already added.
-    pub field_selector: String,
+    /// The selectors by the kind they apply to; only kinds the role watches. With
+    /// `role: pod` there is always a pod selector, whose field selector holds Promtail's node
+    /// filter.
+    pub selectors: BTreeMap<Role, Selector>,
     /// `bearer_token` (or `authorization.credentials`).
     pub bearer_token: Option<String>,
     /// `bearer_token_file` (or `authorization.credentials_file`); re-read as it changes.
@@ -118,14 +179,20 @@ impl fmt::Debug for KubernetesSdSettings {
             .field("kubeconfig_file", &self.kubeconfig_file)
             .field("namespaces", &self.namespaces)
             .field("own_namespace", &self.own_namespace)
-            .field("label_selector", &self.label_selector)
-            .field("field_selector", &self.field_selector)
+            .field("selectors", &self.selectors)
             .field("bearer_token", &self.bearer_token.as_deref().map(mask))
             .field("bearer_token_file", &self.bearer_token_file)
             .field("basic_auth", &self.basic_auth)
             .field("tls", &self.tls)
             .field("host", &self.host)
             .finish()
+    }
+}
+
+impl KubernetesSdSettings {
+    /// The selector for the watched `kind` (empty when none was configured).
+    pub fn selector(&self, kind: Role) -> Selector {
+        self.selectors.get(&kind).cloned().unwrap_or_default()
     }
 }
 
@@ -204,13 +271,24 @@ struct RawAttachMetadata {
     node: bool,
 }
 
-/// A role name as Prometheus' `Role.UnmarshalYAML` accepts it.
-fn known_role(role: &str) -> Result<(), String> {
-    if ROLES.contains(&role) {
-        Ok(())
-    } else {
-        Err(format!("unknown Kubernetes SD role {role:?}"))
-    }
+/// A role name as Prometheus' `Role.UnmarshalYAML` accepts it; `key` names the YAML key in
+/// the error.
+fn parse_role(key: &str, role: &str) -> Result<Role, String> {
+    Role::from_name(role).ok_or_else(|| {
+        format!(
+            "{key}: unknown Kubernetes SD role {role:?} (expected one of: {})",
+            role_list(&Role::ALL)
+        )
+    })
+}
+
+/// `a, b, c`.
+fn role_list(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses and checks one raw `kubernetes_sd_configs[]` element; `host` is the host name of
@@ -219,19 +297,23 @@ pub fn settings_from_yaml(
     v: &serde_yaml::Value,
     host: &str,
 ) -> Result<KubernetesSdSettings, String> {
-    let raw: RawSdConfig = crate::config::de::from_value(v).map_err(|e| e.to_string())?;
+    let raw: RawSdConfig = crate::units::de::from_value(v).map_err(|e| e.to_string())?;
 
     // Role first: an unknown role is a parse error in Prometheus, before any other check.
     let role = raw
         .role
-        .clone()
+        .as_deref()
         .ok_or("role missing (one of: pod, service, endpoints, endpointslice, node, ingress)")?;
-    known_role(&role)?;
+    let role = parse_role("role", role)?;
     let selectors = raw.selectors.as_deref().unwrap_or_default();
-    for s in selectors {
-        if let Some(r) = &s.role {
-            known_role(r)?;
-        }
+    let mut selector_roles = Vec::new();
+    for (i, s) in selectors.iter().enumerate() {
+        // A selector without a role has the empty role, which no role accepts (below).
+        let r = match s.role.as_deref() {
+            None => None,
+            Some(r) => Some(parse_role(&format!("selectors[{i}].role"), r)?),
+        };
+        selector_roles.push(r);
     }
 
     let http = check_http_client(&raw)?;
@@ -261,26 +343,35 @@ pub fn settings_from_yaml(
             "cannot use 'kubeconfig_file' and 'namespaces.own_namespace' simultaneously".into(),
         );
     }
-    let mut seen: Vec<&str> = Vec::new();
-    for s in selectors {
-        let r = s.role.as_deref().unwrap_or_default();
+    let mut seen: Vec<Option<Role>> = Vec::new();
+    let mut by_kind = BTreeMap::new();
+    for (s, r) in selectors.iter().zip(selector_roles) {
         if seen.contains(&r) {
-            return Err(format!("duplicated selector role: {r}"));
+            return Err(format!(
+                "duplicated selector role: {}",
+                r.map_or("", Role::as_str)
+            ));
         }
         seen.push(r);
-        // The pod role takes pod selectors only (the roles differ for endpoints and slices).
-        if role == "pod" && r != "pod" {
-            return Err("pod role supports only pod selectors".into());
-        }
+        let allowed = role.watched_kinds();
+        let Some(r) = r.filter(|r| allowed.contains(r)) else {
+            return Err(format!(
+                "{role} role supports only {} selectors",
+                role_list(allowed)
+            ));
+        };
         check_field_selector(s.field.as_deref().unwrap_or_default())?;
         check_label_selector(s.label.as_deref().unwrap_or_default())?;
+        let non_empty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        by_kind.insert(
+            r,
+            Selector {
+                label: non_empty(&s.label),
+                field: non_empty(&s.field),
+            },
+        );
     }
 
-    if role != "pod" {
-        return Err(format!(
-            "kubernetes_sd_configs role {role:?} is not supported yet (only \"pod\" is)"
-        ));
-    }
     if raw.attach_metadata.is_some_and(|a| a.node) {
         return Err("kubernetes_sd_configs attach_metadata.node is not supported yet".into());
     }
@@ -288,19 +379,19 @@ pub fn settings_from_yaml(
         check_url(url)?;
     }
 
-    // Validation passed: only pod selectors are left, at most one.
-    let selector = selectors.first();
-    let label_selector = selector.and_then(|s| s.label.clone());
-    let field_selector = node_filter(selector.and_then(|s| s.field.as_deref()), host);
+    if role == Role::Pod {
+        // Promtail's node filter, for the pod role only.
+        let pod = by_kind.entry(Role::Pod).or_insert_with(Selector::default);
+        pod.field = Some(node_filter(pod.field.as_deref(), host));
+    }
 
     Ok(KubernetesSdSettings {
-        role: Role::Pod,
+        role,
         api_server: raw.api_server,
         kubeconfig_file: raw.kubeconfig_file.map(PathBuf::from),
         namespaces,
         own_namespace,
-        label_selector,
-        field_selector,
+        selectors: by_kind,
         bearer_token: http.bearer_token,
         bearer_token_file: http.bearer_token_file,
         basic_auth: http.basic_auth,

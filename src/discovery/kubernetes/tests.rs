@@ -4,6 +4,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::store::{Object, State};
 use super::*;
 
 fn pod(json: serde_json::Value) -> Pod {
@@ -179,8 +180,11 @@ fn err(yaml: &str) -> String {
 fn minimal_pod_config_gets_the_node_filter() {
     let s = parse("role: pod").unwrap();
     assert_eq!(s.role, Role::Pod);
-    assert_eq!(s.field_selector, "spec.nodeName=node-a");
-    assert_eq!(s.label_selector, None);
+    assert_eq!(
+        s.selector(Role::Pod).field.as_deref(),
+        Some("spec.nodeName=node-a")
+    );
+    assert_eq!(s.selector(Role::Pod).label, None);
     assert_eq!(s.api_server, None);
     assert!(s.namespaces.is_empty());
     assert_eq!(s.host, "node-a");
@@ -192,15 +196,13 @@ fn node_filter_is_appended_as_promtail_does() {
         "role: pod\nselectors: [{role: pod, field: 'status.phase=Running', label: 'app=web'}]",
     )
     .unwrap();
-    assert_eq!(
-        s.field_selector,
-        "status.phase=Running,spec.nodeName=node-a"
-    );
-    assert_eq!(s.label_selector.as_deref(), Some("app=web"));
+    let field = |s: &KubernetesSdSettings| s.selector(Role::Pod).field.unwrap();
+    assert_eq!(field(&s), "status.phase=Running,spec.nodeName=node-a");
+    assert_eq!(s.selector(Role::Pod).label.as_deref(), Some("app=web"));
     let s = parse("role: pod\nselectors: [{role: pod, field: 'spec.nodeName=node-a'}]").unwrap();
-    assert_eq!(s.field_selector, "spec.nodeName=node-a");
+    assert_eq!(field(&s), "spec.nodeName=node-a");
     let s = parse("role: pod\nselectors: [{role: pod, label: 'app'}]").unwrap();
-    assert_eq!(s.field_selector, "spec.nodeName=node-a");
+    assert_eq!(field(&s), "spec.nodeName=node-a");
 }
 
 #[test]
@@ -239,9 +241,12 @@ enable_http2: true
 fn settings_errors() {
     let cases: &[(&str, &str)] = &[
         ("api_server: http://x", "role missing"),
-        ("role: nope", "unknown Kubernetes SD role \"nope\""),
-        ("role: service", "role \"service\" is not supported yet"),
-        ("role: node", "role \"node\" is not supported yet"),
+        ("role: nope", "role: unknown Kubernetes SD role \"nope\""),
+        ("role: ''", "role missing"),
+        (
+            "role: Pod",
+            "role: unknown Kubernetes SD role \"Pod\" (expected one of: pod, service, endpoints, endpointslice, node, ingress)",
+        ),
         ("role: pod\nfoo: 1", "unknown field `foo`"),
         ("role: pod\nnamespaces: {bar: 1}", "unknown field `bar`"),
         (
@@ -277,8 +282,44 @@ fn settings_errors() {
             "pod role supports only pod selectors",
         ),
         (
-            "role: pod\nselectors: [{role: bogus}]",
-            "unknown Kubernetes SD role \"bogus\"",
+            "role: pod\nselectors: [{label: a}]",
+            "pod role supports only pod selectors",
+        ),
+        (
+            "role: endpoints\nselectors: [{role: node}]",
+            "endpoints role supports only pod, service, endpoints selectors",
+        ),
+        (
+            "role: endpointslice\nselectors: [{role: endpoints}]",
+            "endpointslice role supports only pod, service, endpointslice selectors",
+        ),
+        (
+            "role: node\nselectors: [{role: pod}]",
+            "node role supports only node selectors",
+        ),
+        (
+            "role: service\nselectors: [{role: endpoints}]",
+            "service role supports only service selectors",
+        ),
+        (
+            "role: ingress\nselectors: [{role: service}]",
+            "ingress role supports only ingress selectors",
+        ),
+        (
+            "role: endpoints\nselectors: [{role: pod}, {role: service}, {role: pod}]",
+            "duplicated selector role: pod",
+        ),
+        (
+            "role: endpoints\nselectors: [{role: endpoints, field: 'x'}]",
+            "can't understand 'x'",
+        ),
+        (
+            "role: pod\nselectors: [{role: pod}, {role: bogus}]",
+            "selectors[1].role: unknown Kubernetes SD role \"bogus\"",
+        ),
+        (
+            "role: node\nattach_metadata: {node: true}",
+            "attach_metadata.node is not supported yet",
         ),
         (
             "role: pod\nselectors: [{role: pod, field: 'nonsense'}]",
@@ -360,32 +401,235 @@ fn selector_syntax() {
     }
 }
 
+fn pod_object(name: &str, labels: serde_json::Value) -> Object {
+    Object::Pod(Box::new(pod(serde_json::json!({
+        "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "labels": labels},
+        "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 8080}, {"containerPort": 9000}]}]},
+        "status": {"podIP": "10.0.0.1"}
+    }))))
+}
+
 #[test]
-fn relist_replaces_a_streams_pods_and_groups_are_sorted() {
-    let mk = |name: &str, uid: &str| {
-        pod(serde_json::json!({
-            "metadata": {"name": name, "namespace": "ns", "uid": uid},
-            "spec": {"containers": [{"name": "c"}]},
-            "status": {"podIP": "10.0.0.1"}
-        }))
-    };
-    let mut state = PodState::new(1);
+fn relist_replaces_a_streams_objects_and_groups_are_sorted() {
+    let mk = |name: &str| pod_object(name, serde_json::json!({}));
+    let mut state = State::new(Role::Pod, 1);
     assert!(!state.apply(0, Event::Init));
-    assert!(!state.apply(0, Event::InitApply(mk("b", "2"))));
-    assert!(!state.apply(0, Event::InitApply(mk("a", "1"))));
+    assert!(!state.apply(0, Event::InitApply(mk("b"))));
+    assert!(!state.apply(0, Event::InitApply(mk("a"))));
     assert!(!state.all_listed());
     assert!(state.apply(0, Event::InitDone));
     assert!(state.all_listed());
     let sources: Vec<String> = state.groups().into_iter().map(|g| g.source).collect();
-    assert_eq!(sources, ["pod/ns/a", "pod/ns/b"]);
-    assert!(state.apply(0, Event::Delete(mk("a", "1"))));
-    assert_eq!(state.groups().len(), 1);
+    assert_eq!(sources, ["pod/ns/a", "pod/ns/a", "pod/ns/b", "pod/ns/b"]);
+    assert!(state.apply(0, Event::Delete(mk("a"))));
+    assert_eq!(state.groups().len(), 2);
+    assert!(
+        !state.apply(0, Event::Apply(mk("b"))),
+        "an unchanged object changes nothing"
+    );
+    assert!(!state.apply(0, Event::Delete(mk("zz"))), "unknown object");
+    // A pod without an IP has no groups: adding it changes nothing published.
+    let mut pending = pod_object("pending", serde_json::json!({}));
+    if let Object::Pod(p) = &mut pending {
+        p.status = None;
+    }
+    assert!(!state.apply(0, Event::Apply(pending.clone())));
+    assert!(!state.apply(0, Event::Delete(pending)));
     // A relist without `b` drops it.
     state.apply(0, Event::Init);
-    state.apply(0, Event::InitApply(mk("c", "3")));
+    state.apply(0, Event::InitApply(mk("c")));
     state.apply(0, Event::InitDone);
     let sources: Vec<String> = state.groups().into_iter().map(|g| g.source).collect();
-    assert_eq!(sources, ["pod/ns/c"]);
+    assert_eq!(sources, ["pod/ns/c", "pod/ns/c"]);
+}
+
+#[test]
+fn sources_sort_as_strings_across_namespaces() {
+    let svc = |ns: &str| {
+        Object::Service(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "x", "namespace": ns},
+                "spec": {"ports": [{"port": 80}]}
+            }))
+            .unwrap(),
+        ))
+    };
+    let mut state = State::new(Role::Service, 2);
+    for (i, ns) in [(0, "a"), (1, "a-b")] {
+        state.apply(i, Event::Init);
+        state.apply(i, Event::InitApply(svc(ns)));
+        assert!(state.apply(i, Event::InitDone));
+    }
+    let sources: Vec<String> = state.groups().into_iter().map(|g| g.source).collect();
+    // '-' sorts before '/': the order of the source strings, not of (namespace, name).
+    assert_eq!(sources, ["svc/a-b/x", "svc/a/x"]);
+}
+
+/// Endpoints `web` in `ns` with one ready address pointing at pod `p`, port 8080.
+fn endpoints_object() -> Object {
+    Object::Endpoints(Box::new(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1",
+                "targetRef": {"kind": "Pod", "namespace": "ns", "name": "p"}}],
+                "ports": [{"port": 8080, "protocol": "TCP"}]}]
+        }))
+        .unwrap(),
+    ))
+}
+
+fn service_object(label: &str) -> Object {
+    Object::Service(Box::new(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns", "labels": {"tier": label}}
+        }))
+        .unwrap(),
+    ))
+}
+
+#[test]
+fn endpoints_follow_the_pods_and_services_they_read() {
+    // Streams: 0 pods, 1 services, 2 endpoints (the order of Role::watched_kinds).
+    let mut state = State::new(Role::Endpoints, 3);
+    for i in [0, 1] {
+        state.apply(i, Event::Init);
+        assert!(state.apply(i, Event::InitDone));
+    }
+    assert!(!state.all_listed());
+    state.apply(2, Event::Init);
+    state.apply(2, Event::InitApply(endpoints_object()));
+    assert!(state.apply(2, Event::InitDone));
+    assert!(state.all_listed());
+    let label = |state: &State, k: &str| -> Vec<Option<String>> {
+        state
+            .groups()
+            .iter()
+            .map(|g| g.labels.get(&format!("__meta_kubernetes_{k}")).cloned())
+            .collect()
+    };
+    assert_eq!(
+        label(&state, "pod_name"),
+        [None],
+        "the pod is not known yet"
+    );
+
+    // The pod arrives: the endpoints target gets its labels, and the uncovered port 9000 its
+    // own target.
+    assert!(state.apply(
+        0,
+        Event::Apply(pod_object("p", serde_json::json!({"v": "1"})))
+    ));
+    assert_eq!(
+        label(&state, "pod_label_v"),
+        [Some("1".to_owned()), Some("1".to_owned())]
+    );
+    let addrs: Vec<String> = state
+        .groups()
+        .into_iter()
+        .map(|g| g.targets[0].clone())
+        .collect();
+    assert_eq!(addrs, ["10.0.0.1:8080", "10.0.0.1:9000"]);
+    // The pod changes: its labels follow at once.
+    assert!(state.apply(
+        0,
+        Event::Apply(pod_object("p", serde_json::json!({"v": "2"})))
+    ));
+    assert_eq!(label(&state, "pod_label_v")[0].as_deref(), Some("2"));
+    // The service comes and goes.
+    assert!(state.apply(1, Event::Apply(service_object("front"))));
+    assert_eq!(
+        label(&state, "service_label_tier")[0].as_deref(),
+        Some("front")
+    );
+    assert!(state.apply(1, Event::Delete(service_object("front"))));
+    assert_eq!(label(&state, "service_label_tier")[0], None);
+    // A pod no endpoints object reads changes nothing published.
+    assert!(!state.apply(0, Event::Apply(pod_object("other", serde_json::json!({})))));
+    assert_eq!(state.groups().len(), 2);
+    // A change of the pod that does not change the targets neither (here: its resourceVersion).
+    let Object::Pod(mut p) = pod_object("p", serde_json::json!({"v": "2"})) else {
+        unreachable!()
+    };
+    p.metadata.resource_version = Some("99".into());
+    assert!(!state.apply(0, Event::Apply(Object::Pod(p))));
+    // The pod goes: back to the bare endpoint target.
+    state.apply(0, Event::Delete(pod_object("p", serde_json::json!({}))));
+    assert_eq!(label(&state, "pod_name"), [None]);
+    // The endpoints object goes: nothing left.
+    state.apply(2, Event::Delete(endpoints_object()));
+    assert!(state.groups().is_empty());
+}
+
+#[test]
+fn every_role_is_accepted_with_its_own_selectors() {
+    for role in Role::ALL {
+        let s = parse(&format!("role: {role}")).unwrap();
+        assert_eq!(s.role, role);
+        // Promtail's node filter is for the pod role only.
+        let pod_field = s.selector(Role::Pod).field;
+        if role == Role::Pod {
+            assert_eq!(pod_field.as_deref(), Some("spec.nodeName=node-a"));
+        } else {
+            assert_eq!(pod_field, None, "{role}");
+        }
+    }
+    let s = parse(
+        "role: endpoints
+selectors:
+  - {role: endpoints, label: 'app=web'}
+  - {role: pod, field: 'status.phase=Running'}
+  - {role: service, label: '', field: 'metadata.name=web'}",
+    )
+    .unwrap();
+    assert_eq!(
+        s.selector(Role::Endpoints),
+        Selector {
+            label: Some("app=web".into()),
+            field: None
+        }
+    );
+    assert_eq!(
+        s.selector(Role::Pod).field.as_deref(),
+        Some("status.phase=Running"),
+        "no node filter for the endpoints role's pods"
+    );
+    assert_eq!(s.selector(Role::Service).label, None, "empty is unset");
+    assert_eq!(s.selector(Role::Node), Selector::default());
+    let s = parse("role: node\nselectors: [{role: node, label: 'node-role.kubernetes.io/worker'}]")
+        .unwrap();
+    assert_eq!(
+        s.selector(Role::Node).label.as_deref(),
+        Some("node-role.kubernetes.io/worker")
+    );
+}
+
+#[test]
+fn streams_per_role_and_namespace() {
+    let ns = [Some("a".to_owned()), Some("b".to_owned())];
+    let kinds = |role: Role, ns: &[Option<String>]| -> Vec<(Role, Option<String>)> {
+        stream_specs(role, ns)
+            .into_iter()
+            .map(|s| (s.kind, s.namespace))
+            .collect()
+    };
+    assert_eq!(kinds(Role::Node, &ns), [(Role::Node, None)]);
+    assert_eq!(
+        kinds(Role::Ingress, &ns),
+        [
+            (Role::Ingress, ns[0].clone()),
+            (Role::Ingress, ns[1].clone())
+        ]
+    );
+    assert_eq!(
+        kinds(Role::EndpointSlice, &[None]),
+        [
+            (Role::Pod, None),
+            (Role::Service, None),
+            (Role::EndpointSlice, None)
+        ]
+    );
+    assert_eq!(kinds(Role::Endpoints, &ns).len(), 6);
+    assert!(kinds(Role::Pod, &[]).is_empty());
 }
 
 #[test]
