@@ -28,8 +28,7 @@ use bytes::Bytes;
 use serde_yaml::Value;
 
 use crate::ack::Tracker;
-use crate::config::yaml_depth::check_flow_depth;
-use crate::config::{ByteSize, Config, GoDuration, PromDuration};
+use crate::config::Config;
 use crate::entry::{Ack, Entry, LabelSet, Timestamp};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -41,6 +40,8 @@ use crate::pipeline::stages::timestamp::TimeParser;
 use crate::positions::Positions;
 use crate::positions::file::decode_positions;
 use crate::positions::yaml::{parse_positions, parse_sidecar, render_positions, render_sidecar};
+use crate::units::yaml_depth::check_flow_depth;
+use crate::units::{ByteSize, GoDuration, PromDuration};
 
 /// The input as text, or `None` when it is not UTF-8 (every text entry point refuses that
 /// before parsing, as `config::load` and `Positions::open` do).
@@ -514,6 +515,52 @@ pub fn timestamp(data: &[u8]) {
     }
     for name in NAMED_FORMATS {
         let _ = TimeParser::new(name, &[], None, Zone::Utc).parse(value, NOWS[0]);
+    }
+}
+
+/// The Docker log stream decoder (`sources::docker::frames`): the first byte picks the framing
+/// (bit 0: TTY) and the line limit (the other bits times 8; 0 is the 256 KiB default), the
+/// second the size of the pieces the rest is fed in. Fed whole and fed in pieces, the stream
+/// must give the same lines, error and count of skipped frames (the decoder is incremental),
+/// and no line may be longer than the limit plus one frame's worth.
+pub fn docker_frames(data: &[u8]) {
+    use crate::sources::docker::frames::{DEFAULT_MAX_LINE, Decoder, LogLine};
+
+    let [options, piece, stream @ ..] = data else {
+        return;
+    };
+    let tty = options & 1 == 1;
+    let max_line = usize::from(options >> 1) * 8;
+    let piece = usize::from(*piece % 64) + 1;
+    let run = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+        let mut decoder = Decoder::new(tty, max_line);
+        let mut lines: Vec<LogLine> = Vec::new();
+        let mut error = None;
+        for p in pieces {
+            if let Err(e) = decoder.feed(Bytes::copy_from_slice(p), &mut lines) {
+                error.get_or_insert(e);
+            }
+        }
+        decoder.finish(&mut lines);
+        (lines, error, decoder.take_parse_errors())
+    };
+    let whole = run(&mut std::iter::once(stream));
+    let split = run(&mut stream.chunks(piece));
+    assert_eq!(
+        whole, split,
+        "feeding in pieces of {piece} bytes changed the result"
+    );
+    let limit = if max_line == 0 {
+        DEFAULT_MAX_LINE
+    } else {
+        max_line
+    };
+    for l in &whole.0 {
+        assert!(
+            l.line.len() <= limit + 32 * 1024,
+            "a line of {} bytes passed the limit {limit}",
+            l.line.len()
+        );
     }
 }
 

@@ -48,6 +48,11 @@ pub struct Metrics {
     pub build_info: GaugeVec,
     pub config_reload_success: IntCounter,
     pub config_reload_fail: IntCounter,
+    // --- Docker targets (Promtail) ---
+    /// Entries read from container logs (counted by the Docker source).
+    pub docker_target_entries: IntCounter,
+    /// Docker log frames skipped for want of a timestamp.
+    pub docker_target_parsing_errors: IntCounter,
     // --- ferrotail's own ---
     /// Bytes read but not yet committed (acknowledged), per job.
     pub uncommitted_bytes: IntGaugeVec,
@@ -242,6 +247,16 @@ impl Metrics {
                 "promtail_config_reload_fail_total",
                 "Number of reload fail times.",
             ),
+            docker_target_entries: counter(
+                &r,
+                "promtail_docker_target_entries_total",
+                "Total number of successful entries sent to the Docker target",
+            ),
+            docker_target_parsing_errors: counter(
+                &r,
+                "promtail_docker_target_parsing_errors_total",
+                "Total number of parsing errors while receiving Docker messages",
+            ),
             uncommitted_bytes: gauge_vec(
                 &r,
                 "ferrotail_uncommitted_bytes",
@@ -343,6 +358,8 @@ mod tests {
             "promtail_sent_entries_total{host=\"loki:3100\"} 0",
             "promtail_dropped_entries_total{host=\"loki:3100\",reason=\"line_too_long\",tenant=\"\"} 0",
             "promtail_files_active_total 2",
+            "promtail_docker_target_entries_total 0",
+            "promtail_docker_target_parsing_errors_total 0",
             "promtail_build_info{",
         ] {
             assert!(text.contains(name), "missing {name} in:\n{text}");

@@ -22,6 +22,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("regex", fuzzing::regex),
     ("logfmt", fuzzing::logfmt),
     ("docker", fuzzing::docker),
+    ("docker_frames", fuzzing::docker_frames),
     ("multiline", fuzzing::multiline),
     ("cri", fuzzing::cri),
     ("gotemplate", fuzzing::gotemplate),

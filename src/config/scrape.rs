@@ -82,7 +82,7 @@ pub struct ScrapeConfig {
     /// `triton_sd_configs` (not supported yet; kept raw).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triton_sd_configs: Option<Vec<serde_yaml::Value>>,
-    /// `docker_sd_configs` (not supported yet; kept raw).
+    /// `docker_sd_configs` (kept raw here; read by `discovery::docker`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_sd_configs: Option<Vec<serde_yaml::Value>>,
     /// `journal` (not supported yet; kept raw).

@@ -176,7 +176,7 @@ fn check_label_names<'a>(
     problems: &mut Vec<String>,
 ) {
     for name in names {
-        if !crate::entry::is_legacy_label_name(name) {
+        if !crate::units::is_legacy_label_name(name) {
             problems.push(format!("{path}: {name:?} is not a valid label name"));
         }
     }
@@ -314,10 +314,10 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
                 problems.push(format!("{p}.relabel_configs[{j}]: {e}"));
             }
         }
-        // static_configs, file_sd_configs and kubernetes_sd_configs are supported; the other
-        // discoveries not yet.
+        // static_configs, file_sd_configs, kubernetes_sd_configs and docker_sd_configs are
+        // supported; the other discoveries not yet.
         for (key, len) in sc.sd_lists().into_iter().skip(3) {
-            if len.is_some_and(|n| n > 0) {
+            if key != "docker_sd_configs" && len.is_some_and(|n| n > 0) {
                 not_supported(&mut problems, format_args!("{p}.{key}"));
             }
         }
@@ -325,6 +325,11 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
             // The host only adds the node filter; what is checked does not depend on it.
             if let Err(e) = crate::discovery::kubernetes::settings_from_yaml(k, "") {
                 problems.push(format!("{p}.kubernetes_sd_configs[{j}]: {e}"));
+            }
+        }
+        for (j, d) in sc.docker_sd_configs.iter().flatten().enumerate() {
+            if let Err(e) = crate::discovery::docker::settings_from_yaml(d) {
+                problems.push(format!("{p}.docker_sd_configs[{j}]: {e}"));
             }
         }
         for (j, fsd) in sc.file_sd_configs.iter().flatten().enumerate() {

@@ -1,10 +1,13 @@
 //! Service discovery: discoverers publish target groups (label sets) on watch channels
-//! ([`file_sd`] for `file_sd_configs`, [`kubernetes`] for `kubernetes_sd_configs` with
-//! `role: pod`); [`targets`] turns each job's groups into file targets
-//! through its relabel rules ([`relabel`]) and keeps the tailer's target set current.
+//! ([`file_sd`] for `file_sd_configs`, [`kubernetes`] for `kubernetes_sd_configs`, every
+//! role; [`docker`] for `docker_sd_configs`); [`targets`] turns each file job's groups into
+//! file targets through its relabel rules ([`relabel`]) and keeps the tailer's target set
+//! current, and a Docker job's groups are its source's containers
+//! ([`crate::sources::docker`]).
 
 use std::collections::BTreeMap;
 
+pub mod docker;
 pub mod file_sd;
 pub mod kubernetes;
 pub mod relabel;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod accounting;
+pub mod fake_docker;
 pub mod fake_k8s;
 pub mod mock_loki;
 pub mod pki;
