@@ -58,7 +58,7 @@ pub fn config(data: &[u8]) {
     let Ok(cfg) = Config::parse_str(text, "fuzz.yaml") else {
         return;
     };
-    let valid = cfg.validate().is_ok();
+    let valid = crate::settings::check(&cfg).is_ok();
     let _ = cfg.to_yaml_masked();
     if valid {
         let metrics = Arc::new(Metrics::new());

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         }
     }
 
-    match cfg.validate() {
+    match ferrotail::settings::check(&cfg) {
         Ok(warnings) => {
             for w in warnings {
                 tracing::warn!(path = %w.path, "{}", w.message);

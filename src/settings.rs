@@ -464,6 +464,31 @@ pub fn readline_limit(
     })
 }
 
+/// The runtime's checks of what validation cannot parse itself ([`crate::config::RuntimeChecks`]).
+pub struct Runtime;
+
+impl crate::config::RuntimeChecks for Runtime {
+    fn server_tls(&self, cfg: &Config) -> Result<Vec<(String, String)>, (String, String)> {
+        server_tls(cfg).map(|(_, warnings)| warnings)
+    }
+    fn kubernetes_sd(&self, raw: &serde_yaml::Value) -> Result<(), String> {
+        // The host only adds the node filter; what is checked does not depend on it.
+        crate::discovery::kubernetes::settings_from_yaml(raw, "").map(|_| ())
+    }
+    fn docker_sd(&self, raw: &serde_yaml::Value) -> Result<(), String> {
+        crate::discovery::docker::settings_from_yaml(raw).map(|_| ())
+    }
+    fn file_sd_files(&self, files: &[String]) -> Result<(), String> {
+        crate::discovery::file_sd::check_config(files).map_err(|e| e.to_string())
+    }
+}
+
+/// Checks `cfg` completely: the config's own rules and the runtime's parsers (see
+/// [`crate::config::Config::validate_with`]).
+pub fn check(cfg: &Config) -> Result<Vec<crate::config::Warning>, crate::config::ConfigError> {
+    cfg.validate_with(&Runtime)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -77,6 +77,8 @@ pub struct Topology {
 struct TopologyStatus {
     tail: TailStatus,
     jobs: watch::Receiver<Arc<Vec<JobReport>>>,
+    /// Each Docker source's containers.
+    docker: Vec<watch::Receiver<JobReport>>,
     /// Sources other than files: ready as soon as one exists (Promtail's docker targets are).
     other_sources: bool,
 }
@@ -89,7 +91,13 @@ impl Status for TopologyStatus {
         self.tail.files()
     }
     fn jobs(&self) -> Arc<Vec<JobReport>> {
-        Arc::clone(&self.jobs.borrow())
+        let files = Arc::clone(&self.jobs.borrow());
+        if self.docker.is_empty() {
+            return files;
+        }
+        let mut all: Vec<JobReport> = files.as_ref().clone();
+        all.extend(self.docker.iter().map(|r| r.borrow().clone()));
+        Arc::new(all)
     }
 }
 
@@ -155,6 +163,7 @@ impl Topology {
         let host = settings::hostname();
         let mut file_jobs = Vec::new();
         let mut sources: Vec<(Box<dyn Source>, Outputs)> = Vec::new();
+        let mut docker_reports = Vec::new();
         for (i, sc) in cfg.scrape_configs.iter().enumerate() {
             let output = || -> Outputs {
                 outputs
@@ -199,6 +208,11 @@ impl Topology {
                         let d = docker::settings_from_yaml(raw).map_err(|e| {
                             anyhow::anyhow!("scrape_configs[{i}].docker_sd_configs[{j}]: {e}")
                         })?;
+                        let (report_tx, report) = watch::channel(JobReport {
+                            job: sc.job_name.clone(),
+                            ..JobReport::default()
+                        });
+                        docker_reports.push(report);
                         let source = DockerSource::start(
                             &sc.job_name,
                             d,
@@ -206,6 +220,7 @@ impl Topology {
                             settings::docker_max_line(cfg),
                             &metrics,
                             &stop_discovery,
+                            report_tx,
                         );
                         sources.push((Box::new(source), output()));
                     }
@@ -238,6 +253,7 @@ impl Topology {
                 Arc::new(TopologyStatus {
                     tail: status,
                     jobs: reports,
+                    docker: docker_reports,
                     other_sources,
                 }),
                 cfg.to_yaml_masked(),

@@ -256,6 +256,17 @@ async fn containers_come_and_go_and_dropped_ones_are_not_read() {
     .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
     let entries = loki.entries();
     check_arrived(&entries, &all, "web", "shop");
+    // The pages list the containers: read, or dropped by the rules.
+    let targets = ft.http_get("/targets");
+    assert!(
+        targets.contains(&format!("docker container {}", &second[..12])),
+        "{targets}"
+    );
+    let sd = ft.http_get("/service-discovery");
+    assert!(
+        sd.contains(WORKER) && sd.contains("dropped: dropped"),
+        "{sd}"
+    );
     assert!(
         entries.iter().all(|e| !e.labels.contains("mesh")),
         "the container dropped by relabeling was shipped"

@@ -120,6 +120,20 @@ impl fmt::Display for Warning {
     }
 }
 
+/// What validation needs from the layers above `config` (the runtime's own parsers of
+/// discovery and TLS settings), so that `config` imports none of them: [`crate::settings`]
+/// implements it. Each answer is the error message, or the warnings as `(path, message)`.
+pub trait RuntimeChecks {
+    /// The server's TLS keys (`server.`-relative paths).
+    fn server_tls(&self, cfg: &Config) -> Result<Vec<(String, String)>, (String, String)>;
+    /// One `kubernetes_sd_configs[]` element.
+    fn kubernetes_sd(&self, raw: &serde_yaml::Value) -> Result<(), String>;
+    /// One `docker_sd_configs[]` element.
+    fn docker_sd(&self, raw: &serde_yaml::Value) -> Result<(), String>;
+    /// The `files` patterns of one `file_sd_configs[]` element.
+    fn file_sd_files(&self, files: &[String]) -> Result<(), String>;
+}
+
 /// A config file that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -301,10 +315,12 @@ impl Config {
     }
 
     /// Checks the loaded config (after flags): Promtail's start-up checks, then the settings
-    /// ferrotail does not support yet. All problems are reported together; warnings (including
-    /// those found while parsing) are returned for logging.
-    pub fn validate(&self) -> Result<Vec<Warning>, ConfigError> {
-        validate::validate(self)
+    /// ferrotail does not support yet, with `runtime` checking what only the runtime's parsers
+    /// can (discovery and TLS settings; [`crate::settings::check`] passes them). All problems
+    /// are reported together; warnings (including those found while parsing) are returned for
+    /// logging.
+    pub fn validate_with(&self, runtime: &dyn RuntimeChecks) -> Result<Vec<Warning>, ConfigError> {
+        validate::validate(self, runtime)
     }
 
     /// The effective config as YAML, every secret replaced by `<secret>`

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use serde_yaml::Value;
 
 use super::yaml_depth::{TooDeep, check_flow_depth};
-use super::{ClientConfig, Config, ConfigError, ParseError, ServerConfig, Warning};
+use super::{ClientConfig, Config, ConfigError, ParseError, RuntimeChecks, ServerConfig, Warning};
 
 fn parse_error(
     origin: &str,
@@ -252,7 +252,10 @@ fn refuse_client(p: &str, c: &ClientConfig, problems: &mut Vec<String>) {
     }
 }
 
-pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
+pub(super) fn validate(
+    cfg: &Config,
+    runtime: &dyn RuntimeChecks,
+) -> Result<Vec<Warning>, ConfigError> {
     let mut problems = Vec::new();
     let mut warnings = cfg.warnings.clone();
 
@@ -322,19 +325,18 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
             }
         }
         for (j, k) in sc.kubernetes_sd_configs.iter().flatten().enumerate() {
-            // The host only adds the node filter; what is checked does not depend on it.
-            if let Err(e) = crate::discovery::kubernetes::settings_from_yaml(k, "") {
+            if let Err(e) = runtime.kubernetes_sd(k) {
                 problems.push(format!("{p}.kubernetes_sd_configs[{j}]: {e}"));
             }
         }
         for (j, d) in sc.docker_sd_configs.iter().flatten().enumerate() {
-            if let Err(e) = crate::discovery::docker::settings_from_yaml(d) {
+            if let Err(e) = runtime.docker_sd(d) {
                 problems.push(format!("{p}.docker_sd_configs[{j}]: {e}"));
             }
         }
         for (j, fsd) in sc.file_sd_configs.iter().flatten().enumerate() {
             // Promtail refuses a bad pattern when it loads the config, as here.
-            if let Err(e) = crate::discovery::file_sd::check_config(&fsd.files) {
+            if let Err(e) = runtime.file_sd_files(&fsd.files) {
                 problems.push(format!("{p}.file_sd_configs[{j}].files: {e}"));
             }
             if fsd.refresh_interval.0.is_zero() {
@@ -362,8 +364,8 @@ pub(super) fn validate(cfg: &Config) -> Result<Vec<Warning>, ConfigError> {
     if cfg.positions.filename.is_empty() {
         problems.push("positions.filename must not be empty".to_owned());
     }
-    match crate::settings::server_tls(cfg) {
-        Ok((_, server_warnings)) => {
+    match runtime.server_tls(cfg) {
+        Ok(server_warnings) => {
             warnings.extend(server_warnings.into_iter().map(|(path, message)| Warning {
                 path: format!("server.{path}"),
                 message,

@@ -75,7 +75,8 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    fn drop_target(&mut self, mut t: TargetReport, reason: &'static str) {
+    /// Records a dropped target (the first [`MAX_DROPPED_SHOWN`] are listed, all counted).
+    pub fn drop_target(&mut self, mut t: TargetReport, reason: &'static str) {
         self.dropped_total += 1;
         if self.dropped.len() < MAX_DROPPED_SHOWN {
             t.dropped = Some(reason);

@@ -144,7 +144,7 @@ fn appendix_c_vm_config() {
     assert_eq!(sc.job_name, "system");
     assert_eq!(sc.static_configs()[0].targets, ["localhost"]);
     assert_eq!(sc.static_configs()[0].labels["__path__"], "/var/log/*log");
-    assert_eq!(c.validate().unwrap(), vec![]);
+    assert_eq!(c.validate_with(&crate::settings::Runtime).unwrap(), vec![]);
 }
 
 #[test]
@@ -442,7 +442,7 @@ fn stream_lag_labels_are_accepted_with_a_warning() {
         paths,
         ["clients[0].stream_lag_labels", "options.stream_lag_labels"]
     );
-    let warnings = c.validate().unwrap();
+    let warnings = c.validate_with(&crate::settings::Runtime).unwrap();
     assert_eq!(warnings.len(), 2, "validate returns the parse warnings");
 }
 

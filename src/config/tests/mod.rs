@@ -28,7 +28,7 @@ pub(super) fn parse_err(text: &str) -> ParseError {
 
 /// Validates, expecting problems; returns them.
 pub(super) fn problems(cfg: &Config) -> Vec<String> {
-    match cfg.validate() {
+    match cfg.validate_with(&crate::settings::Runtime) {
         Ok(w) => panic!("config validated but should not (warnings: {w:?})"),
         Err(ConfigError::Invalid(p)) => p,
         Err(other) => panic!("expected validation problems, got {other:?}"),

@@ -41,7 +41,11 @@ fn http_tls_settings_are_checked() {
          'TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'}",
     ] {
         let cfg = with(ok);
-        assert!(cfg.validate().is_ok(), "{ok}: {:?}", cfg.validate());
+        assert!(
+            cfg.validate_with(&crate::settings::Runtime).is_ok(),
+            "{ok}: {:?}",
+            cfg.validate_with(&crate::settings::Runtime)
+        );
     }
     for (bad, want) in [
         (
@@ -89,14 +93,14 @@ fn http_tls_settings_are_checked() {
                   'TLS_RSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'";
     assert!(
         with(&format!("{{{suites}}}"))
-            .validate()
+            .validate_with(&crate::settings::Runtime)
             .unwrap()
             .is_empty()
     );
     let w = with(&format!(
         "{{{suites}, http_tls_config: {{cert_file: /c, key_file: /k}}}}"
     ))
-    .validate()
+    .validate_with(&crate::settings::Runtime)
     .unwrap();
     let paths: Vec<&str> = w.iter().map(|w| w.path.as_str()).collect();
     assert_eq!(
@@ -226,7 +230,10 @@ clients:
         "{text}limits_config: {{max_streams: 100, max_line_size: 1MB, max_line_size_truncate: true}}\n\
          scrape_configs:\n- job_name: f\n  static_configs: [{{labels: {{__path__: /x}}}}]\n  decompression: {{enabled: false}}\n"
     ));
-    assert_eq!(cfg.validate().unwrap(), vec![]);
+    assert_eq!(
+        cfg.validate_with(&crate::settings::Runtime).unwrap(),
+        vec![]
+    );
     assert_eq!(cfg.read_line_cap(), 1 << 20);
 }
 
@@ -277,7 +284,7 @@ fn duplicate_client_names() {
         ["clients[1]: duplicate client configs are not allowed, found duplicate for name: l"]
     );
     let cfg = parse("clients:\n- url: http://a/push\n- url: http://b/push\n");
-    cfg.validate().unwrap();
+    cfg.validate_with(&crate::settings::Runtime).unwrap();
     let (a, b) = (
         cfg.clients[0].effective_name(),
         cfg.clients[1].effective_name(),
@@ -298,7 +305,7 @@ fn a_job_needs_a_target() {
     parse(&format!(
         "{CLIENT}scrape_configs:\n- job_name: a\n  static_configs: []\n"
     ))
-    .validate()
+    .validate_with(&crate::settings::Runtime)
     .unwrap();
 }
 
@@ -310,7 +317,7 @@ fn file_sd_patterns_are_checked_as_promtail_checks_them() {
         ))
     };
     job("[/etc/targets/*.yaml, /etc/targets/extra.json]", "")
-        .validate()
+        .validate_with(&crate::settings::Runtime)
         .unwrap();
     for (files, needle) in [
         (
@@ -341,15 +348,19 @@ fn kubernetes_sd_configs_are_checked_as_prometheus_checks_them() {
             "{CLIENT}scrape_configs:\n- job_name: pods\n  kubernetes_sd_configs: [{k8s}]\n"
         ))
     };
-    job("{role: pod}").validate().unwrap();
+    job("{role: pod}")
+        .validate_with(&crate::settings::Runtime)
+        .unwrap();
     job("{role: pod, namespaces: {names: [a, b]}, selectors: [{role: pod, label: 'app=web'}]}")
-        .validate()
+        .validate_with(&crate::settings::Runtime)
         .unwrap();
     for role in ["node", "service", "endpoints", "endpointslice", "ingress"] {
-        job(&format!("{{role: {role}}}")).validate().unwrap();
+        job(&format!("{{role: {role}}}"))
+            .validate_with(&crate::settings::Runtime)
+            .unwrap();
     }
     job("{role: endpoints, selectors: [{role: service, label: 'a=b'}, {role: pod, field: 'x=y'}]}")
-        .validate()
+        .validate_with(&crate::settings::Runtime)
         .unwrap();
     for (k8s, needle) in [
         ("{}", "role"),
@@ -385,10 +396,10 @@ fn docker_sd_configs_are_checked_as_prometheus_checks_them() {
         ))
     };
     job("{host: unix:///var/run/docker.sock}")
-        .validate()
+        .validate_with(&crate::settings::Runtime)
         .unwrap();
     job("{host: 'tcp://127.0.0.1:2375', refresh_interval: 5s, filters: [{name: name, values: [flog]}]}")
-        .validate()
+        .validate_with(&crate::settings::Runtime)
         .unwrap();
     for (docker, needle) in [
         ("{}", "host missing"),
@@ -485,7 +496,7 @@ fn relabel_rules_are_validated() {
         "{action: labelmap, regex: '__meta_kubernetes_pod_label_(.+)'}",
     ] {
         let cfg = parse(&file_job(&format!("  relabel_configs: [{ok}]\n")));
-        assert!(cfg.validate().is_ok(), "{ok}");
+        assert!(cfg.validate_with(&crate::settings::Runtime).is_ok(), "{ok}");
     }
 }
 
@@ -494,7 +505,7 @@ fn ferrotail_section() {
     let cfg = parse(&file_job(
         "ferrotail:\n  inflight_bytes: 16MB\n  max_line_size_default: 1mb\n  long_line_action: drop\n  shutdown_timeout: 1m\n  client_concurrency: 4\n",
     ));
-    cfg.validate().unwrap();
+    cfg.validate_with(&crate::settings::Runtime).unwrap();
     assert_eq!(cfg.ferrotail.inflight_bytes.bytes(), 16 << 20);
     assert_eq!(cfg.read_line_cap(), 1 << 20);
     let err = super::parse_err("ferrotail:\n  inflight: 1\n");
@@ -520,7 +531,7 @@ fn ferrotail_section() {
 #[test]
 fn deprecated_client_block_warns() {
     let cfg = parse("client:\n  url: http://loki/push\n  external_labels: {a: b}\n");
-    let w = cfg.validate().unwrap();
+    let w = cfg.validate_with(&crate::settings::Runtime).unwrap();
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].path, "client");
     assert_eq!(cfg.effective_clients()[0].external_labels["a"], "b");

@@ -47,6 +47,7 @@ use crate::ack::Cursor;
 use crate::discovery::TargetGroup;
 use crate::discovery::docker::{CONTAINER_ID_LABEL, DockerSd, DockerSdSettings};
 use crate::discovery::relabel::{Rule, process};
+use crate::discovery::targets::{JobReport, TargetReport};
 use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::metrics::Metrics;
 use crate::positions::Positions;
@@ -69,6 +70,8 @@ pub struct DockerSource {
     rules: Arc<Vec<Rule>>,
     max_line: usize,
     groups: watch::Receiver<Vec<TargetGroup>>,
+    /// What `/targets` and `/service-discovery` show of this source's containers.
+    report: watch::Sender<JobReport>,
 }
 
 impl DockerSource {
@@ -82,6 +85,7 @@ impl DockerSource {
         max_line: usize,
         metrics: &Arc<Metrics>,
         stop_discovery: &CancellationToken,
+        report: watch::Sender<JobReport>,
     ) -> Self {
         let (tx, groups) = watch::channel(Vec::new());
         tokio::spawn(
@@ -93,6 +97,7 @@ impl DockerSource {
             rules: Arc::new(rules),
             max_line,
             groups,
+            report,
         }
     }
 
@@ -138,6 +143,7 @@ impl DockerSource {
                         continue;
                     }
                     latest = self.groups.borrow_and_update().clone();
+                    self.report.send_replace(report(&self.job, &latest, &self.rules));
                     start_new(&shared, &latest, &mut tasks, &mut running);
                 }
                 _ = tick.tick() => start_new(&shared, &latest, &mut tasks, &mut running),
@@ -202,6 +208,54 @@ fn start_new(
             running.insert(task.id(), id.clone());
         }
     }
+}
+
+/// What becomes of each discovered target: a container's first target is read (its labels:
+/// those of its `stdout` entries), a container dropped by the rules for both streams is
+/// `dropped`, a container's further targets are `exists`.
+pub fn report(job: &str, groups: &[TargetGroup], rules: &[Rule]) -> JobReport {
+    let mut out = JobReport {
+        job: job.to_string(),
+        ..JobReport::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for group in groups {
+        for address in &group.targets {
+            let mut discovered = group.labels.clone();
+            discovered.insert("__address__".to_string(), address.clone());
+            let id = discovered
+                .get(CONTAINER_ID_LABEL)
+                .cloned()
+                .unwrap_or_default();
+            let mut t = TargetReport {
+                source: group.source.clone(),
+                path: format!("docker container {}", id.get(..12).unwrap_or(&id)),
+                ..TargetReport::default()
+            };
+            let streams = [LogStream::Stdout, LogStream::Stderr]
+                .map(|s| stream_labels(&discovered, s, rules));
+            t.discovered_labels = discovered;
+            let reason = if !seen.insert(id) {
+                Some("exists")
+            } else if streams.iter().all(Option::is_none) {
+                Some("dropped")
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => out.drop_target(t, r),
+                None => {
+                    let labels = streams.into_iter().flatten().next().unwrap_or_default();
+                    t.labels = labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    out.active.push(t);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The labels of a container's entries from one of its streams: its discovered labels plus
