@@ -25,6 +25,13 @@ Scenarios:
   sd-churn                       --files files (default 3) of --lines lines each at --rate, each
                                  the target of its own file_sd file; while they are written, one
                                  SD file after another is removed for 0.5 s and put back
+  docker-kill9                   docker_sd_configs: a container (served by a fake Docker engine on
+                                 a Unix socket, as the engine API answers) with a log of --lines
+                                 JSON lines (default 200,000), 5,000 a second; SIGKILL at a random
+                                 point between 20 % and 80 % (--kills times); restart resumes
+                                 from the saved cursor-<container id> (Unix seconds)
+  docker-down-kill9              the same log read while Loki is unreachable for 10 s, then
+                                 SIGKILL and a restart with Loki reachable
   kill9                          a backlog of --lines JSON lines, sync_period 1s, SIGKILL at a
                                  random point between 20 % and 80 % of it (--kills times);
                                  `sent_again` is what the restart pushed that Loki held at the
@@ -55,6 +62,7 @@ equal what ferrotail counted), 1 otherwise, 2 when it cannot run.
 """
 import argparse, collections, gzip, json, os, random, shutil, signal, socket, subprocess, sys
 import tempfile, threading, time, urllib.parse, urllib.request
+import http.server, socketserver, struct
 
 MESSAGES = ["connection reset by peer", "retrying request", "GET /health 200",
             "cache miss for key user:42", "request completed"]
@@ -262,8 +270,9 @@ class Shipper:
                 self.proc.wait()
 
 
-def config(path, d, job, url, glob, sync="10s", stages="", sd=None):
+def config(path, d, job, url, glob, sync="10s", stages="", sd=None, targets=None):
     port = free_port()
+    custom = targets
     targets = """    static_configs:
       - targets: [localhost]
         labels:
@@ -275,6 +284,8 @@ def config(path, d, job, url, glob, sync="10s", stages="", sd=None):
       - files: [%s]
         refresh_interval: 1h
 """ % sd
+    if custom:
+        targets = custom
     with open(path, "w") as f:
         f.write("""server:
   http_listen_address: 127.0.0.1
@@ -341,10 +352,11 @@ class Run:
         self.log = os.path.join(self.dir, "shipper.out")  # not matched by *.log
         self.extra = {}
 
-    def start(self, url=None, glob=None, sync="10s", stages="", name="config.yaml", sd=None):
+    def start(self, url=None, glob=None, sync="10s", stages="", name="config.yaml", sd=None,
+              targets=None):
         cfg = os.path.join(self.dir, name)
         port = config(cfg, self.dir, self.job, url or self.loki.url,
-                      glob or os.path.join(self.dir, "*.log"), sync, stages, sd)
+                      glob or os.path.join(self.dir, "*.log"), sync, stages, sd, targets)
         s = Shipper(self.binary, cfg, self.log, port)
         wait_for("the shipper's /metrics", lambda: s.proc.poll() is not None or s.metrics(), 30)
         if s.proc.poll() is not None:
@@ -540,6 +552,181 @@ def sd_churn(run):
     return all_lines
 
 
+class FakeDocker:
+    """A Docker engine answering on a Unix socket as the engine API does, enough for Docker
+    discovery and log reading (ferrotail through bollard + hyper, Promtail through the Go
+    client): /_ping, /version, /containers/json, /networks, /containers/<id>/json and
+    /containers/<id>/logs (multiplexed stream with timestamps, `since` in Unix seconds, at or
+    after it). One running container; its log is fixed at start; a followed log stays open
+    until the fake stops."""
+
+    API = "1.45"
+
+    def __init__(self, sock, cid, name, labels, log):
+        self.sock, self.cid, self.name, self.labels = sock, cid, name, labels
+        self.log = log  # [(time_ns, stream 1|2, text)]
+        self.stopping = threading.Event()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def address_string(self):
+                return "unix"
+
+            def send_json(self, obj, status=200):
+                body = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Api-Version", FakeDocker.API)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_HEAD(self):
+                self.do_GET()
+
+            def do_GET(self):
+                u = urllib.parse.urlsplit(self.path)
+                q = dict(urllib.parse.parse_qsl(u.query))
+                parts = [x for x in u.path.split("/") if x]
+                if parts and parts[0].startswith("v1."):
+                    parts = parts[1:]
+                if parts == ["_ping"]:
+                    self.send_response(200)
+                    self.send_header("Api-Version", FakeDocker.API)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    if self.command == "GET":
+                        self.wfile.write(b"OK")
+                elif parts == ["version"]:
+                    self.send_json({"Version": "27.5.1", "ApiVersion": FakeDocker.API,
+                                    "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"})
+                elif parts == ["containers", "json"]:
+                    self.send_json([fake.summary()])
+                elif parts == ["networks"]:
+                    self.send_json([{"Name": "bridge", "Id": "net-bridge", "Scope": "local",
+                                     "Driver": "bridge", "Internal": False, "Ingress": False,
+                                     "Labels": {}}])
+                elif parts == ["containers", fake.cid, "json"]:
+                    self.send_json({"Id": fake.cid, "Name": fake.name,
+                                    "State": {"Status": "running", "Running": True},
+                                    "Config": {"Tty": False, "Labels": fake.labels},
+                                    "HostConfig": {"NetworkMode": "bridge"}})
+                elif parts == ["containers", fake.cid, "logs"]:
+                    self.logs(q)
+                else:
+                    self.send_json({"message": "page not found"}, 404)
+
+            def logs(self, q):
+                since = float(q.get("since", "0") or 0) * 1e9
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.docker.multiplexed-stream")
+                self.send_header("Api-Version", FakeDocker.API)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    buf = []
+                    for t, stream, text in fake.log:
+                        if t < since:
+                            continue
+                        payload = (docker_time(t) + " " + text + "\n").encode()
+                        buf.append(struct.pack(">BxxxI", stream, len(payload)) + payload)
+                        if len(buf) >= 512:
+                            self.wfile.write(b"".join(buf))
+                            buf = []
+                    self.wfile.write(b"".join(buf))
+                    self.wfile.flush()
+                    if q.get("follow") in ("1", "true"):
+                        fake.stopping.wait()
+                except OSError:
+                    pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self.server = Server(sock, Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def summary(self):
+        return {"Id": self.cid, "Names": [self.name], "Image": "example/app:1.0",
+                "ImageID": "sha256:5d1b2c7e0f", "Command": "/app", "Created": 1714550000,
+                "Ports": [], "Labels": self.labels, "State": "running", "Status": "Up 2 hours",
+                "HostConfig": {"NetworkMode": "bridge"},
+                "NetworkSettings": {"Networks": {"bridge": {
+                    "NetworkID": "net-bridge", "EndpointID": "ep-1", "Gateway": "172.17.0.1",
+                    "IPAddress": "172.17.0.2", "IPPrefixLen": 16, "MacAddress": "02:42:ac:11:00:02"}}},
+                "Mounts": []}
+
+    def stop(self):
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def docker_time(t):
+    s, ns = divmod(t, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%09dZ" % ns
+
+
+def docker_down_kill9(run):
+    """The container log of docker-kill9 (--lines, default 200,000) read while Loki is
+    unreachable for 10 s (the shipper's retries hold what it read), then SIGKILL and a restart
+    with Loki reachable. A shipper that saves its cursor on hand-off loses what it held."""
+    return docker_kill9(run, loki_down=True)
+
+
+def docker_kill9(run, loki_down=False):
+    """A container's log of --lines JSON lines (5,000 per second of Docker time, a tenth on
+    stderr) behind a fake engine; the shipper reads it through docker_sd_configs, is killed
+    at a random point and restarted from its saved cursor."""
+    a = run.args
+    lines = json_lines(run.job, 0, a.lines)
+    t0 = (time.time_ns() // 10**9 - 1800) * 10**9
+    log = [(t0 + i * 200000, 2 if i % 10 == 9 else 1, l) for i, l in enumerate(lines)]
+    sock = os.path.join(run.dir, "docker.sock")
+    cid = "%064x" % random.getrandbits(256)
+    fake = FakeDocker(sock, cid, "/shop-web", {"app": "shop"}, log)
+    docker = """    docker_sd_configs:
+      - host: unix://%s
+        refresh_interval: 1s
+    relabel_configs:
+      - target_label: job
+        replacement: %s
+      - source_labels: [__meta_docker_container_name]
+        regex: '/(.*)'
+        target_label: container
+      - source_labels: [__meta_docker_container_log_stream]
+        target_label: stream
+""" % (sock, run.job)
+    rng = random.Random(a.seed + run.i)
+    at = int(len(lines) * rng.uniform(0.2, 0.8))
+    try:
+        if loki_down:
+            s = run.start(url=dead_url(), sync="1s", targets=docker)
+            time.sleep(10)
+            positions = os.path.join(run.dir, "positions.yaml")
+            saved = open(positions).read() if os.path.exists(positions) else ""
+            run.extra["cursor_saved"] = "cursor-" in saved
+        else:
+            s = run.start(sync="1s", targets=docker)
+            wait_for("%d lines in Loki" % at, lambda: run.loki.count(run.job) >= at, WAIT, 0.05)
+        s.kill9()
+        run.extra["killed_at"] = run.loki.count(run.job)
+        s = run.start(sync="1s", targets=docker)
+        settle(run.loki, run.job, len(lines), s)
+        sent = int(s.metric("promtail_sent_entries_total"))
+        s.stop()
+    finally:
+        fake.stop()
+    run.extra["sent_again"] = max(0, sent - (len(lines) - run.extra["killed_at"]))
+    return lines
+
+
 SCENARIOS = {
     "repeated": lambda r: repeated(r),
     "repeated-two-files": lambda r: repeated(r, True),
@@ -549,6 +736,8 @@ SCENARIOS = {
     "rename-under-load": lambda r: under_load(r, "rename"),
     "copytruncate-under-load": lambda r: under_load(r, "copytruncate"),
     "kill9": kill9,
+    "docker-kill9": docker_kill9,
+    "docker-down-kill9": docker_down_kill9,
     "sd-churn": sd_churn,
 }
 
@@ -587,10 +776,10 @@ def main():
     try:
         loki = Loki(tmp)
         for name in names:
-            runs = a.kills if name == "kill9" else a.runs
+            runs = a.kills if name in ("kill9", "docker-kill9", "docker-down-kill9") else a.runs
             lines_default = a.lines
             if a.lines is None:
-                a.lines = 200000 if name == "kill9" else 300000
+                a.lines = 200000 if name in ("kill9", "docker-kill9", "docker-down-kill9") else 300000
             for shipper in ["ferrotail"] + (["promtail"] if a.promtail else []):
                 totals = collections.Counter()
                 dups = []
