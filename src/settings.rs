@@ -413,13 +413,15 @@ pub fn relabel_rules(
 }
 
 /// What kind of job a scrape config is: Promtail takes the first of its sources in its
-/// precedence order (spec §4.1), and any service-discovery list but `docker_sd_configs`
-/// makes a file job.
+/// precedence order (spec §4.1): any service-discovery list but `docker_sd_configs` makes a
+/// file job, then `journal`, `syslog`, ..., `cloudflare`, `docker_sd_configs`, `heroku_drain`.
 pub enum JobKind<'a> {
     /// Files from static and discovered targets.
     Files,
     /// Container logs through the Docker engine, one element per `docker_sd_configs[]`.
     Docker(&'a [serde_yaml::Value]),
+    /// Another source, by its key (`syslog`, `loki_push_api`, ...), with its settings.
+    Other(&'static str, &'a serde_yaml::Mapping),
 }
 
 /// The kind of `sc` (see [`JobKind`]).
@@ -428,12 +430,24 @@ pub fn job_kind(sc: &crate::config::ScrapeConfig) -> JobKind<'_> {
         .sd_lists()
         .iter()
         .any(|(key, n)| *key != "docker_sd_configs" && n.is_some());
-    match &sc.docker_sd_configs {
-        Some(docker) if !file_job => JobKind::Docker(docker),
-        Some(_) => {
+    if file_job {
+        if sc.docker_sd_configs.is_some() {
             tracing::warn!(job = %sc.job_name, "The job has file targets; its docker_sd_configs are ignored, as Promtail does.");
-            JobKind::Files
         }
+        return JobKind::Files;
+    }
+    for (key, raw) in sc.other_targets() {
+        if key == "heroku_drain"
+            && let Some(docker) = &sc.docker_sd_configs
+        {
+            return JobKind::Docker(docker);
+        }
+        if let Some(raw) = raw {
+            return JobKind::Other(key, raw);
+        }
+    }
+    match &sc.docker_sd_configs {
+        Some(docker) => JobKind::Docker(docker),
         None => JobKind::Files,
     }
 }
@@ -480,6 +494,9 @@ impl crate::config::RuntimeChecks for Runtime {
     }
     fn file_sd_files(&self, files: &[String]) -> Result<(), String> {
         crate::discovery::file_sd::check_config(files).map_err(|e| e.to_string())
+    }
+    fn source(&self, key: &str, raw: &serde_yaml::Mapping) -> Option<Result<(), String>> {
+        crate::sources::check(key, raw)
     }
 }
 

@@ -225,6 +225,18 @@ impl Topology {
                         sources.push((Box::new(source), output()));
                     }
                 }
+                JobKind::Other(key, raw) => {
+                    let source = crate::sources::bind(
+                        key,
+                        &sc.job_name,
+                        raw,
+                        settings::relabel_rules(&sc.relabel_configs),
+                        &metrics,
+                    )
+                    .await
+                    .with_context(|| format!("scrape_configs[{i}].{key}"))?;
+                    sources.push((source, output()));
+                }
             }
         }
         let other_sources = !sources.is_empty();

@@ -132,6 +132,9 @@ pub trait RuntimeChecks {
     fn docker_sd(&self, raw: &serde_yaml::Value) -> Result<(), String>;
     /// The `files` patterns of one `file_sd_configs[]` element.
     fn file_sd_files(&self, files: &[String]) -> Result<(), String>;
+    /// The settings of a non-file target (`syslog`, `loki_push_api`, ...): `None` when
+    /// ferrotail has no such source yet (refused as not supported).
+    fn source(&self, key: &str, raw: &serde_yaml::Mapping) -> Option<Result<(), String>>;
 }
 
 /// A config file that could not be parsed.

@@ -149,26 +149,28 @@ impl ScrapeConfig {
         ]
     }
 
-    /// The non-file target keys, in Promtail's precedence order, and whether each is set.
-    pub(crate) fn other_targets(&self) -> [(&'static str, bool); 10] {
+    /// The non-file target keys, in Promtail's precedence order, with their raw settings when
+    /// set (`docker_sd_configs`, between `cloudflare` and `heroku_drain` in that order, is a list
+    /// and comes with the discovery lists).
+    pub(crate) fn other_targets(&self) -> [(&'static str, Option<&RawMapping>); 10] {
         [
-            ("journal", self.journal.is_some()),
-            ("syslog", self.syslog.is_some()),
-            ("gcplog", self.gcplog.is_some()),
-            ("loki_push_api", self.loki_push_api.is_some()),
-            ("windows_events", self.windows_events.is_some()),
-            ("kafka", self.kafka.is_some()),
-            ("azure_event_hubs", self.azure_event_hubs.is_some()),
-            ("gelf", self.gelf.is_some()),
-            ("cloudflare", self.cloudflare.is_some()),
-            ("heroku_drain", self.heroku_drain.is_some()),
+            ("journal", self.journal.as_ref()),
+            ("syslog", self.syslog.as_ref()),
+            ("gcplog", self.gcplog.as_ref()),
+            ("loki_push_api", self.loki_push_api.as_ref()),
+            ("windows_events", self.windows_events.as_ref()),
+            ("kafka", self.kafka.as_ref()),
+            ("azure_event_hubs", self.azure_event_hubs.as_ref()),
+            ("gelf", self.gelf.as_ref()),
+            ("cloudflare", self.cloudflare.as_ref()),
+            ("heroku_drain", self.heroku_drain.as_ref()),
         ]
     }
 
     /// Whether the job has any source Promtail would accept (a file SD key or another target).
     pub fn has_target(&self) -> bool {
         self.sd_lists().iter().any(|(_, n)| n.is_some())
-            || self.other_targets().iter().any(|(_, set)| *set)
+            || self.other_targets().iter().any(|(_, set)| set.is_some())
     }
 
     /// The static target groups (empty when `static_configs` is absent).

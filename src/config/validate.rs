@@ -346,9 +346,12 @@ pub(super) fn validate(
                 ));
             }
         }
-        for (key, set) in sc.other_targets() {
-            if set {
-                not_supported(&mut problems, format_args!("{p}.{key}"));
+        for (key, raw) in sc.other_targets() {
+            let Some(raw) = raw else { continue };
+            match runtime.source(key, raw) {
+                None => not_supported(&mut problems, format_args!("{p}.{key}")),
+                Some(Err(e)) => problems.push(format!("{p}.{key}: {e}")),
+                Some(Ok(())) => {}
             }
         }
         if sc.decompression.as_ref().is_some_and(|d| d.enabled) {
