@@ -18,8 +18,13 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     tokio::select! {
         _ = shutdown_signal() => {}
         source = topology.source_ended() => {
-            // Sources only return on shutdown; if one ended, say so and stop cleanly.
-            tracing::error!(source = %source, "A source stopped unexpectedly; stopping.");
+            if source == "stdin" {
+                // `-stdin`: the end of input is the end of the run, as with Promtail.
+                tracing::info!("Standard input closed; flushing and stopping.");
+            } else {
+                // Sources only return on shutdown; if one ended, say so and stop cleanly.
+                tracing::error!(source = %source, "A source stopped unexpectedly; stopping.");
+            }
         }
     }
     tracing::info!("Stopping: reading stops, in-flight entries are flushed.");

@@ -53,6 +53,16 @@ pub struct Metrics {
     pub docker_target_entries: IntCounter,
     /// Docker log frames skipped for want of a timestamp.
     pub docker_target_parsing_errors: IntCounter,
+    // --- journal targets (Promtail, plus ferrotail's own) ---
+    /// Journal entries handed to a pipeline.
+    pub journal_lines: IntCounter,
+    /// Journal entries dropped, by `error` (`no_message`, `empty_labels`, `oversized`).
+    pub journal_parsing_errors: IntCounterVec,
+    /// Saved journal cursors that no longer exist (rotated or vacuumed away): reading restarted
+    /// from `max_age`.
+    pub journal_cursor_lost: IntCounter,
+    /// journalctl runs that failed (not started, killed, unreadable output).
+    pub journal_errors: IntCounter,
     // --- ferrotail's own ---
     /// Bytes read but not yet committed (acknowledged), per job.
     pub uncommitted_bytes: IntGaugeVec,
@@ -256,6 +266,27 @@ impl Metrics {
                 &r,
                 "promtail_docker_target_parsing_errors_total",
                 "Total number of parsing errors while receiving Docker messages",
+            ),
+            journal_lines: counter(
+                &r,
+                "promtail_journal_target_lines_total",
+                "Total number of successful journal lines read",
+            ),
+            journal_parsing_errors: counter_vec(
+                &r,
+                "promtail_journal_target_parsing_errors_total",
+                "Total number of parsing errors while reading journal messages",
+                &["error"],
+            ),
+            journal_cursor_lost: counter(
+                &r,
+                "ferrotail_journal_cursor_lost_total",
+                "Saved journal cursors no longer in the journal; reading restarted from max_age.",
+            ),
+            journal_errors: counter(
+                &r,
+                "ferrotail_journal_errors_total",
+                "journalctl runs that failed (not started, killed, unreadable output).",
             ),
             uncommitted_bytes: gauge_vec(
                 &r,

@@ -478,6 +478,26 @@ pub fn readline_limit(
     })
 }
 
+/// The job `-stdin` uses without scrape configs: Promtail's `stdin` job with the labels
+/// `job="stdin"` and `hostname=<host>`.
+pub fn stdin_default_job() -> crate::config::ScrapeConfig {
+    let yaml = format!(
+        "job_name: stdin\nstatic_configs:\n  - labels: {{job: stdin}}\n  - labels: {{hostname: {}}}\n",
+        serde_json::Value::String(hostname())
+    );
+    serde_yaml::from_str(&yaml).unwrap_or_default()
+}
+
+/// The labels of `-stdin` entries: the union of the job's `static_configs` labels, later
+/// groups winning (Promtail's merge; a `__path__` label stays, as in Promtail).
+pub fn stdin_labels(sc: &crate::config::ScrapeConfig) -> LabelSet {
+    let mut labels = std::collections::BTreeMap::new();
+    for group in sc.static_configs() {
+        labels.extend(group.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    LabelSet::from_pairs(labels)
+}
+
 /// The runtime's checks of what validation cannot parse itself ([`crate::config::RuntimeChecks`]).
 pub struct Runtime;
 

@@ -106,7 +106,21 @@ impl Topology {
     pub async fn start(cfg: &Config, opts: &RunOptions) -> anyhow::Result<Topology> {
         let metrics = Arc::new(Metrics::new());
 
-        let pos_settings = settings::positions(cfg, opts.dry_run);
+        // `-stdin`: only the first job's pipeline, fed by standard input; no other source, and
+        // no positions (standard input cannot be read again).
+        let stdin = cfg.target_config.stdin;
+        let jobs = if stdin {
+            if cfg.scrape_configs.len() > 1 {
+                tracing::warn!(
+                    skipped = cfg.scrape_configs.len() - 1,
+                    "-stdin uses the first scrape config only; the others are skipped."
+                );
+            }
+            &cfg.scrape_configs[..cfg.scrape_configs.len().min(1)]
+        } else {
+            &cfg.scrape_configs[..]
+        };
+        let pos_settings = settings::positions(cfg, opts.dry_run || stdin);
         let positions = {
             let (s, m) = (pos_settings.clone(), Arc::clone(&metrics));
             tokio::task::spawn_blocking(move || Positions::open(&s, m))
@@ -139,7 +153,13 @@ impl Topology {
         let readline_limit = settings::readline_limit(cfg, &metrics);
         let mut outputs: Outputs = HashMap::new();
         let mut pipelines = JoinSet::new();
-        for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+        let stdin_default = settings::stdin_default_job();
+        let pipeline_jobs = if stdin && jobs.is_empty() {
+            std::slice::from_ref(&stdin_default)
+        } else {
+            jobs
+        };
+        for (i, sc) in pipeline_jobs.iter().enumerate() {
             let pipeline = Pipeline::new(
                 &sc.job_name,
                 &sc.pipeline_stages,
@@ -164,7 +184,16 @@ impl Topology {
         let mut file_jobs = Vec::new();
         let mut sources: Vec<(Box<dyn Source>, Outputs)> = Vec::new();
         let mut docker_reports = Vec::new();
-        for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+        if stdin && let Some(sc) = pipeline_jobs.first() {
+            let labels = settings::stdin_labels(sc);
+            let source = crate::sources::stdin::StdinSource::new(&sc.job_name, labels);
+            let output = outputs
+                .get(&sc.job_name)
+                .map(|tx| HashMap::from([(sc.job_name.clone(), tx.clone())]))
+                .unwrap_or_default();
+            sources.push((Box::new(source), output));
+        }
+        for (i, sc) in jobs.iter().enumerate().filter(|_| !stdin) {
             let output = || -> Outputs {
                 outputs
                     .get(&sc.job_name)
@@ -277,7 +306,7 @@ impl Topology {
         }
 
         let stop_writer = CancellationToken::new();
-        let writer = (!opts.dry_run).then(|| {
+        let writer = (!opts.dry_run && !stdin).then(|| {
             tokio::spawn(
                 PositionsWriter::new(Arc::clone(&positions), pos_settings.sync_period)
                     .run(stop_writer.clone()),
@@ -324,7 +353,7 @@ impl Topology {
             stop_writer,
             writer,
             gauge,
-            dry_run: opts.dry_run,
+            dry_run: opts.dry_run || stdin,
             shutdown_timeout: cfg.ferrotail.shutdown_timeout.as_std(),
         })
     }

@@ -379,9 +379,6 @@ pub(super) fn validate(
     if cfg.server.grpc_tls_config.is_set() {
         not_supported(&mut problems, "server.grpc_tls_config");
     }
-    if cfg.target_config.stdin {
-        not_supported(&mut problems, "target_config.stdin (-stdin)");
-    }
     if cfg.wal.enabled {
         not_supported(&mut problems, "wal");
     }

@@ -18,6 +18,8 @@
 //!   acknowledge during the flush still moves positions.
 
 pub mod docker;
+pub mod journal;
+pub mod stdin;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -114,10 +116,11 @@ pub trait Source: Send + 'static {
 /// Checks the settings of the non-file source `key` (`syslog`, `loki_push_api`, ...), as
 /// validation does at load: `None` when ferrotail has no such source yet.
 pub fn check(key: &str, raw: &serde_yaml::Mapping) -> Option<Result<(), String>> {
-    // Each source's module adds its arm here (a `match key`): `"syslog" =>
-    // Some(syslog::check(raw)),`.
-    let _ = (key, raw);
-    None
+    // Each source's module adds its arm here.
+    match key {
+        "journal" => Some(journal::check(raw)),
+        _ => None,
+    }
 }
 
 /// Builds (and binds: listeners are opened here, so that a port in use fails the start) the
@@ -130,6 +133,13 @@ pub async fn bind(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Box<dyn Source>> {
     // Each source's module adds its arm here.
-    let _ = (job, raw, rules, metrics);
-    anyhow::bail!("{key} is not supported yet")
+    let _ = metrics;
+    match key {
+        "journal" => Ok(Box::new(journal::JournalSource::new(
+            job,
+            journal::settings_from_yaml(raw).map_err(anyhow::Error::msg)?,
+            rules,
+        ))),
+        _ => anyhow::bail!("{key} is not supported yet"),
+    }
 }

@@ -182,14 +182,13 @@ scrape_configs:
         "scrape_configs[2].kafka is not supported yet",
         "scrape_configs[2].gelf is not supported yet",
         "server.grpc_tls_config is not supported yet",
-        "target_config.stdin (-stdin) is not supported yet",
         "wal is not supported yet",
         "-inspect is not supported yet",
     ];
     assert_eq!(p, want);
     let shown = ConfigError::Invalid(p).to_string();
     assert!(
-        shown.starts_with("16 problems in the configuration:\n  - clients[0].oauth2"),
+        shown.starts_with("15 problems in the configuration:\n  - clients[0].oauth2"),
         "{shown}"
     );
 }
