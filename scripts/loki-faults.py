@@ -32,6 +32,10 @@ Scenarios:
                                  from the saved cursor-<container id> (Unix seconds)
   docker-down-kill9              the same log read while Loki is unreachable for 10 s, then
                                  SIGKILL and a restart with Loki reachable
+  journal-kill9                  a journal of --lines entries (default 200,000; real journal files
+                                 written by systemd-journal-remote, JSON messages), a `journal`
+                                 job, SIGKILL at a random point between 20 % and 80 % (--kills
+                                 times), restart from the saved cursor-<job>
   kill9                          a backlog of --lines JSON lines, sync_period 1s, SIGKILL at a
                                  random point between 20 % and 80 % of it (--kills times);
                                  `sent_again` is what the restart pushed that Loki held at the
@@ -552,6 +556,57 @@ def sd_churn(run):
     return all_lines
 
 
+def journal_remote():
+    for p in ("/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"):
+        if os.access(p, os.X_OK):
+            return p
+    raise SystemExit("loki-faults: journal-kill9 needs systemd-journal-remote (apt-get install systemd-journal-remote)")
+
+
+def journal_kill9(run):
+    """--lines journal entries (real journal files written by systemd-journal-remote from the
+    export format; a tenth at priority 3) read by a `journal` job; SIGKILL at a seeded random
+    point, restart from the saved cursor."""
+    a = run.args
+    lines = json_lines(run.job, 0, a.lines)
+    jdir = os.path.join(run.dir, "journal")
+    os.makedirs(jdir)
+    now_us = time.time_ns() // 1000
+    t0, boot = now_us - 1800 * 10**6, now_us - 7200 * 10**6
+    export = os.path.join(run.dir, "in.export")
+    with open(export, "w") as f:
+        for i, l in enumerate(lines):
+            t = t0 + i * 200
+            f.write("__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=6c7c6013a8b34d4e8d6e2e4a1f1a1a1a\n"
+                    "_SYSTEMD_UNIT=shop.service\nPRIORITY=%d\nMESSAGE=%s\n\n" % (t, t - boot, 3 if i % 10 == 9 else 6, l))
+    subprocess.run([journal_remote(), "--output=" + os.path.join(jdir, "system.journal"), export],
+                   check=True, stderr=subprocess.DEVNULL)
+    os.remove(export)
+    journal = """    journal:
+      path: %s
+      max_age: 2h
+      labels:
+        job: %s
+    relabel_configs:
+      - source_labels: [__journal__systemd_unit]
+        target_label: unit
+      - source_labels: [__journal_priority_keyword]
+        target_label: level
+""" % (jdir, run.job)
+    rng = random.Random(a.seed + run.i)
+    at = int(len(lines) * rng.uniform(0.2, 0.8))
+    s = run.start(sync="1s", targets=journal)
+    wait_for("%d lines in Loki" % at, lambda: run.loki.count(run.job) >= at, WAIT, 0.05)
+    s.kill9()
+    run.extra["killed_at"] = run.loki.count(run.job)
+    s = run.start(sync="1s", targets=journal)
+    settle(run.loki, run.job, len(lines), s)
+    sent = int(s.metric("promtail_sent_entries_total"))
+    s.stop()
+    run.extra["sent_again"] = max(0, sent - (len(lines) - run.extra["killed_at"]))
+    return lines
+
+
 class FakeDocker:
     """A Docker engine answering on a Unix socket as the engine API does, enough for Docker
     discovery and log reading (ferrotail through bollard + hyper, Promtail through the Go
@@ -738,6 +793,7 @@ SCENARIOS = {
     "kill9": kill9,
     "docker-kill9": docker_kill9,
     "docker-down-kill9": docker_down_kill9,
+    "journal-kill9": journal_kill9,
     "sd-churn": sd_churn,
 }
 
@@ -776,10 +832,10 @@ def main():
     try:
         loki = Loki(tmp)
         for name in names:
-            runs = a.kills if name in ("kill9", "docker-kill9", "docker-down-kill9") else a.runs
+            runs = a.kills if name in ("kill9", "docker-kill9", "docker-down-kill9", "journal-kill9") else a.runs
             lines_default = a.lines
             if a.lines is None:
-                a.lines = 200000 if name in ("kill9", "docker-kill9", "docker-down-kill9") else 300000
+                a.lines = 200000 if name in ("kill9", "docker-kill9", "docker-down-kill9", "journal-kill9") else 300000
             for shipper in ["ferrotail"] + (["promtail"] if a.promtail else []):
                 totals = collections.Counter()
                 dups = []
