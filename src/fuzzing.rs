@@ -564,6 +564,180 @@ pub fn docker_frames(data: &[u8]) {
     }
 }
 
+/// The GELF decoder (`sources::gelf::decode`): the input is a sequence of datagrams, each a
+/// 2-byte big-endian length then its bytes, received one second apart (so incomplete
+/// messages expire along the way) by a defragmenter with small bounds. Every complete payload
+/// is decoded (gzip, zlib or plain). The bounds must hold after every datagram, and a decoded
+/// message's line must be JSON that reads back to the same line.
+pub fn gelf(data: &[u8]) {
+    use crate::sources::gelf::decode::{Defragmenter, Limits, decode_payload, parse_message};
+
+    let limits = Limits {
+        max_messages: 4,
+        max_bytes: 4096,
+        timeout: Duration::from_secs(5),
+        max_decompressed: 1 << 20,
+    };
+    let mut defrag = Defragmenter::new(limits);
+    let start = Instant::now();
+    let mut rest = data;
+    let mut second = 0u64;
+    while let [hi, lo, tail @ ..] = rest {
+        let n = (usize::from(*hi) << 8 | usize::from(*lo)).min(tail.len());
+        let (datagram, next) = tail.split_at(n);
+        rest = next;
+        second += 1;
+        let now = start + Duration::from_secs(second);
+        if let Ok(Some(payload)) = defrag.push(datagram, now)
+            && let Ok(m) = decode_payload(&payload, limits.max_decompressed)
+        {
+            let line = m.to_json();
+            let again = parse_message(line.as_bytes())
+                .unwrap_or_else(|e| panic!("the line {line:?} does not read back: {e}"));
+            assert_eq!(again.to_json(), line, "the line changed on a second pass");
+        }
+        assert!(defrag.pending_messages() <= limits.max_messages);
+        assert!(defrag.pending_bytes() <= limits.max_bytes);
+    }
+}
+
+/// The Heroku drain body parser (`sources::heroku`): the input up to the first NUL byte is the
+/// request's query string, the rest the body; the body's messages are made into entries as
+/// the handler does (labels from the fields and the query parameters).
+pub fn heroku(data: &[u8]) {
+    let Some((query, body)) = split_nul(data) else {
+        return;
+    };
+    crate::sources::heroku::entries_of_body(body, query);
+}
+
+/// `push` (`loki_push_api` bodies): the first byte picks how the rest is sent — snappy
+/// protobuf or JSON, plain, gzip or deflate, the raw endpoint's text, or a bare label string —
+/// and the rest is decoded as the push server decodes it, under a 1 MiB charge cap. Asserts
+/// that decompression never holds more than it was charged for and that decoded labels print
+/// (Loki's way) to a string that parses back to them.
+pub fn push(data: &[u8]) {
+    use crate::sources::push::decode::{PushError, decode_push, parse_labels, raw_lines};
+    const CAP: usize = 1 << 20;
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let body = Bytes::copy_from_slice(body);
+    let check_labels = |labels: &std::collections::BTreeMap<String, String>| {
+        let set = crate::entry::LabelSet::from_pairs(
+            labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let key = set.stream_key();
+        let back = parse_labels(&key).unwrap_or_else(|e| panic!("{key:?} does not parse: {e}"));
+        let want: std::collections::BTreeMap<String, String> = set
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(back, want, "{key:?} parses to other labels");
+    };
+    let (ct, ce) = match mode % 8 {
+        0 => (Some("application/x-protobuf"), None),
+        1 => (Some("application/x-protobuf"), Some("gzip")),
+        2 => (Some("application/x-protobuf"), Some("deflate")),
+        3 => (Some("application/json"), None),
+        4 => (Some("application/json"), Some("gzip")),
+        5 => (Some("application/json"), Some("deflate")),
+        6 => {
+            let lines = raw_lines(&body);
+            assert!(lines.iter().all(|l| !l.is_empty() && !l.contains(&b'\n')));
+            return;
+        }
+        _ => {
+            if let Ok(text) = std::str::from_utf8(&body)
+                && let Ok(labels) = parse_labels(text)
+            {
+                check_labels(&labels);
+            }
+            return;
+        }
+    };
+    let mut charged = 0usize;
+    let mut charge = |n: usize| {
+        charged += n;
+        if charged > CAP {
+            Err(PushError::TooLarge("over the cap".into()))
+        } else {
+            Ok(())
+        }
+    };
+    if let Ok(d) = decode_push(body, ct, ce, &mut charge) {
+        assert!(charged <= CAP, "held {charged} bytes past the cap");
+        for s in &d.streams {
+            check_labels(&s.labels);
+        }
+    }
+}
+
+/// The syslog framing and parsers (`sources::syslog`): the first byte picks the format (bit
+/// 0: RFC 3164) and `max_message_length` (the other bits times 4, plus 1), the second the size
+/// of the pieces the rest is fed in. Fed whole and fed in pieces, the stream must give the
+/// same frames and error (the framer is incremental), no frame may pass the limit, and every
+/// frame goes through the parser of the format (with a fixed clock, so RFC 3164's year
+/// replays the same way).
+pub fn syslog(data: &[u8]) {
+    use crate::sources::syslog::framing::{Frame, Framer};
+    use crate::sources::syslog::parse::{parse_rfc3164, parse_rfc5424};
+
+    let [options, piece, stream @ ..] = data else {
+        return;
+    };
+    let rfc3164 = options & 1 == 1;
+    let max = usize::from(options >> 1) * 4 + 1;
+    let piece = usize::from(*piece % 64) + 1;
+    let run = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+        let mut framer = Framer::new(max);
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut error = None;
+        for p in pieces {
+            if let Err(e) = framer.push(p, &mut frames) {
+                error = Some(e);
+                break;
+            }
+            assert!(
+                framer.buffered() <= max,
+                "the framer holds more than {max} bytes"
+            );
+        }
+        if error.is_none()
+            && let Err(e) = framer.finish(&mut frames)
+        {
+            error = Some(e);
+        }
+        (frames, error)
+    };
+    let whole = run(&mut std::iter::once(stream));
+    let split = run(&mut stream.chunks(piece));
+    assert_eq!(
+        whole, split,
+        "feeding in pieces of {piece} bytes changed the result"
+    );
+    let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+    for f in &whole.0 {
+        assert!(
+            f.data.len() <= max,
+            "a frame of {} bytes passed {max}",
+            f.data.len()
+        );
+        let parsed = if rfc3164 {
+            parse_rfc3164(&f.data, now)
+        } else {
+            parse_rfc5424(&f.data)
+        };
+        if let Ok(m) = parsed {
+            let _ = (m.severity_keyword(), m.facility_keyword());
+            assert!(m.message_start <= f.data.len());
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -29,6 +29,10 @@ const TARGETS: &[(&str, Target)] = &[
     ("selector", fuzzing::selector),
     ("re2", fuzzing::re2),
     ("timestamp", fuzzing::timestamp),
+    ("gelf", fuzzing::gelf),
+    ("heroku", fuzzing::heroku),
+    ("syslog", fuzzing::syslog),
+    ("push", fuzzing::push),
 ];
 
 fn fuzz_dir() -> PathBuf {

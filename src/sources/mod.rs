@@ -17,9 +17,14 @@
 //!   senders is what lets the pipelines finish. Its trackers stay attached, so what the clients
 //!   acknowledge during the flush still moves positions.
 
+pub mod counters;
 pub mod docker;
+pub mod gelf;
+pub mod heroku;
 pub mod journal;
+pub mod push;
 pub mod stdin;
+pub mod syslog;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -87,6 +92,14 @@ impl Budget {
         let n = bytes.clamp(1, self.size) as u32;
         Arc::clone(&self.permits).acquire_many_owned(n).await.ok()
     }
+
+    /// Takes `bytes` permits only if they are free now (no more than the whole budget, as
+    /// [`Budget::acquire`]): `None` when they are not, for a source that tells its sender to
+    /// come back later rather than waiting (the push API answers 429).
+    pub fn try_acquire(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let n = bytes.clamp(1, self.size) as u32;
+        Arc::clone(&self.permits).try_acquire_many_owned(n).ok()
+    }
 }
 
 /// What a running source is given.
@@ -119,6 +132,10 @@ pub fn check(key: &str, raw: &serde_yaml::Mapping) -> Option<Result<(), String>>
     // Each source's module adds its arm here.
     match key {
         "journal" => Some(journal::check(raw)),
+        "syslog" => Some(syslog::check(raw)),
+        "gelf" => Some(gelf::check(raw)),
+        "heroku_drain" => Some(heroku::check(raw)),
+        "loki_push_api" => Some(push::check(raw)),
         _ => None,
     }
 }
@@ -133,13 +150,20 @@ pub async fn bind(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Box<dyn Source>> {
     // Each source's module adds its arm here.
-    let _ = metrics;
     match key {
         "journal" => Ok(Box::new(journal::JournalSource::new(
             job,
             journal::settings_from_yaml(raw).map_err(anyhow::Error::msg)?,
             rules,
         ))),
+        "syslog" => syslog::bind(job, raw, rules, metrics).await,
+        "gelf" => Ok(Box::new(
+            gelf::GelfSource::bind(job, raw, rules, metrics).await?,
+        )),
+        "heroku_drain" => Ok(Box::new(
+            heroku::HerokuSource::bind(job, raw, rules, metrics).await?,
+        )),
+        "loki_push_api" => push::bind(job, raw, rules, metrics).await,
         _ => anyhow::bail!("{key} is not supported yet"),
     }
 }
