@@ -505,10 +505,10 @@ fn bad_config_exits_1_naming_the_key_and_line() {
 #[test]
 fn unsupported_target_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("journal.yaml");
+    let cfg = dir.path().join("kafka.yaml");
     std::fs::write(
         &cfg,
-        "clients:\n  - url: http://127.0.0.1:1/loki/api/v1/push\nscrape_configs:\n  - job_name: journal\n    journal: {max_age: 12h}\n",
+        "clients:\n  - url: http://127.0.0.1:1/loki/api/v1/push\nscrape_configs:\n  - job_name: kafka\n    kafka: {brokers: ['k:9092'], topics: [logs]}\n",
     )
     .unwrap();
     let out = run(&[&format!("-config.file={}", cfg.display())]);
@@ -519,7 +519,7 @@ fn unsupported_target_is_refused_with_its_path() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("scrape_configs[0].journal is not supported yet"),
+        text.contains("scrape_configs[0].kafka is not supported yet"),
         "{text}"
     );
 }
