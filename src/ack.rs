@@ -28,11 +28,14 @@
 //! A leaf module: it imports nothing of the crate, so [`crate::entry`] can carry an [`Ack`].
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Ordered completion tracking for one source (one open file, one journal, ...).
 #[derive(Debug)]
@@ -280,12 +283,69 @@ impl<P: Clone> Cursor<P> {
 
 /// For a source with nothing to replay from (a push request, a syslog message): an [`Ack`]
 /// whose [`Delivered`] resolves once every entry made from it is finished, so that the
-/// sender is answered only then. It holds a budget permit like any chunk.
+/// sender is answered only then. It holds a budget permit like any chunk. A receipt that
+/// nobody will ever abandon; a source whose answer depends on it takes its receipts from
+/// [`Receipts::issue`] instead.
 pub fn receipt(permit: Option<OwnedSemaphorePermit>) -> (Ack, Delivered) {
+    issue(permit, CancellationToken::new())
+}
+
+fn issue(permit: Option<OwnedSemaphorePermit>, abandoned: CancellationToken) -> (Ack, Delivered) {
     let notify = Arc::new(Notify::new());
     let tracker = Tracker::build(0, Some(Arc::clone(&notify)), None);
     let ack = tracker.chunk(1, permit);
-    (ack, Delivered { tracker, notify })
+    (
+        ack,
+        Delivered {
+            tracker,
+            notify,
+            abandoned,
+        },
+    )
+}
+
+/// Every receipt a running process has given out, so that the shutdown deadline can abandon
+/// them all at once: [`Receipts::abandon_all`] is synchronous, and the topology calls it
+/// *before* the clients drop what they hold, so an entry dropped undelivered can never make a
+/// receipt answer `true` (the same ordering as freezing the position trackers).
+///
+/// It also keeps the answers still to be written to senders ([`Receipts::answer_later`]), so
+/// that the process does not exit between a delivery and its answer.
+#[derive(Clone, Debug, Default)]
+pub struct Receipts {
+    abandoned: CancellationToken,
+    answers: TaskTracker,
+}
+
+impl Receipts {
+    /// A receipt (see [`receipt`]) that [`Receipts::abandon_all`] abandons.
+    pub fn issue(&self, permit: Option<OwnedSemaphorePermit>) -> (Ack, Delivered) {
+        issue(permit, self.abandoned.child_token())
+    }
+
+    /// Abandons every receipt given out, and every one given out later: their
+    /// [`Delivered::wait`] answers `false` from now on.
+    pub fn abandon_all(&self) {
+        self.abandoned.cancel();
+    }
+
+    /// Runs `answering` (what writes answers still waiting for their receipts) in the
+    /// background; [`Receipts::answered`] waits for it.
+    pub fn answer_later<F>(&self, answering: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.answers.spawn(answering);
+    }
+
+    /// Waits, at most `limit`, until every answer given to [`Receipts::answer_later`] is
+    /// written; `false` when some were not.
+    pub async fn answered(&self, limit: Duration) -> bool {
+        self.answers.close();
+        tokio::time::timeout(limit, self.answers.wait())
+            .await
+            .is_ok()
+    }
 }
 
 /// Resolves when the entries of a [`receipt`] are finished.
@@ -293,37 +353,41 @@ pub fn receipt(permit: Option<OwnedSemaphorePermit>) -> (Ack, Delivered) {
 pub struct Delivered {
     tracker: Arc<Tracker>,
     notify: Arc<Notify>,
+    abandoned: CancellationToken,
 }
 
 impl Delivered {
-    /// Waits until every entry is finished: `true`. `false` when [`Delivered::abandon`] was
-    /// called first (the shutdown deadline dropped entries undelivered: the sender must not
-    /// be told they were kept).
+    /// Waits until every entry is finished: `true`. `false` once the receipt is abandoned
+    /// ([`Delivered::abandon`], [`Receipts::abandon_all`]: the shutdown deadline drops entries
+    /// undelivered, and the sender must not be told they were kept), even if its entries
+    /// finish afterwards.
     pub async fn wait(&self) -> bool {
         loop {
             let next = self.notify.notified();
             tokio::pin!(next);
             next.as_mut().enable();
-            if self.tracker.frozen.load(Ordering::Acquire) {
+            if self.abandoned.is_cancelled() {
                 return false;
             }
             if self.tracker.committed() >= 1 {
                 return true;
             }
-            next.await;
+            tokio::select! {
+                _ = next => {}
+                _ = self.abandoned.cancelled() => {}
+            }
         }
     }
 
-    /// Whether every entry is finished already.
+    /// Whether every entry is finished already (and the receipt not abandoned).
     pub fn is_done(&self) -> bool {
-        !self.tracker.frozen.load(Ordering::Acquire) && self.tracker.committed() >= 1
+        !self.abandoned.is_cancelled() && self.tracker.committed() >= 1
     }
 
     /// Entries still in flight will be dropped without being delivered: [`Delivered::wait`]
     /// answers `false` from now on.
     pub fn abandon(&self) {
-        self.tracker.freeze();
-        self.notify.notify_one();
+        self.abandoned.cancel();
     }
 }
 
@@ -627,6 +691,33 @@ mod tests {
             .expect("task");
         assert!(got);
         assert_eq!(sem.available_permits(), 10, "the permit is returned");
+    }
+
+    #[tokio::test]
+    async fn abandon_all_reaches_receipts_given_before_and_after_and_wakes_waiters() {
+        let receipts = Receipts::default();
+        let (ack, delivered) = receipts.issue(None);
+        let (done_ack, done) = receipts.issue(None);
+        drop(done_ack);
+        assert!(done.is_done());
+        let waiter = tokio::spawn(async move { delivered.wait().await });
+        tokio::task::yield_now().await;
+        receipts.abandon_all();
+        // The entries are dropped after the deadline (a client giving up): still not kept.
+        drop(ack);
+        let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("a waiter wakes when every receipt is abandoned")
+            .expect("task");
+        assert!(!got);
+        assert!(!done.is_done(), "an abandoned receipt is not done, even if it was");
+        let (late_ack, late) = receipts.issue(None);
+        drop(late_ack);
+        assert!(!late.wait().await, "a receipt given after abandon_all is abandoned too");
+        // Another process's receipts (a plain receipt) are untouched.
+        let (own_ack, own) = receipt(None);
+        drop(own_ack);
+        assert!(own.wait().await);
     }
 
     #[tokio::test]

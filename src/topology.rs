@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::ack::Receipts;
 use crate::app::RunOptions;
 use crate::client::{Clients, DryRunPrinter, Sink};
 use crate::config::Config;
@@ -58,6 +59,8 @@ pub struct Topology {
     sink: Arc<Sink>,
     /// Tells the clients to stop retrying (shutdown deadline).
     hard_stop: CancellationToken,
+    /// The receipts sources answer their senders by; abandoned with the trackers.
+    receipts: Receipts,
     /// One task per job.
     pipelines: JoinSet<()>,
     /// One task per source, and what each is.
@@ -324,6 +327,7 @@ impl Topology {
         };
 
         let stop_sources = CancellationToken::new();
+        let receipts = Receipts::default();
         let mut running = JoinSet::new();
         let mut source_names = HashMap::new();
         for (source, outputs) in sources {
@@ -334,6 +338,7 @@ impl Topology {
                 positions: Arc::clone(&positions),
                 metrics: Arc::clone(&metrics),
                 shutdown: stop_sources.clone(),
+                receipts: receipts.clone(),
             };
             let id = running.spawn(source.run(ctx)).id();
             source_names.insert(id, name);
@@ -344,6 +349,7 @@ impl Topology {
             positions,
             sink,
             hard_stop,
+            receipts,
             pipelines,
             sources: running,
             source_names,
@@ -394,7 +400,7 @@ impl Topology {
                     tokio::select! {
                         _ = &mut flush => true,
                         _ = tokio::time::sleep_until(deadline.into()) => {
-                            give_up(&self.positions, &self.hard_stop);
+                            give_up(&self.positions, &self.receipts, &self.hard_stop);
                             let _ = tokio::time::timeout(Duration::from_secs(5), flush).await;
                             false
                         }
@@ -406,7 +412,7 @@ impl Topology {
             false
         };
         if !flushed {
-            give_up(&self.positions, &self.hard_stop);
+            give_up(&self.positions, &self.receipts, &self.hard_stop);
             self.sources.abort_all();
             self.pipelines.abort_all();
             tracing::warn!(
@@ -429,8 +435,17 @@ impl Topology {
             }
         }
         self.stop_server.cancel();
+        // Senders waiting for a delivery answer (loki_push_api with ack_after_delivery) get it
+        // before the process exits: 204 for what the flush delivered, 503 for what was
+        // abandoned. Bounded: a sender that stopped reading cannot hold the exit.
+        if !self.receipts.answered(ANSWER_GRACE).await {
+            tracing::warn!("Some senders were not answered before exit; they will send again.");
+        }
     }
 }
+
+/// How long the exit waits for answers still to be written to senders.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 /// Starts one discoverer publishing on a new channel; returns the receiving end.
 fn spawn_discoverer<F, Fut>(stop: &CancellationToken, run: F) -> watch::Receiver<Vec<TargetGroup>>
@@ -461,9 +476,11 @@ fn print_clients(cfg: &Config) {
     }
 }
 
-/// Freezes every committed position, then tells the clients to stop retrying.
-fn give_up(positions: &Positions, hard_stop: &CancellationToken) {
+/// Freezes every committed position and abandons every receipt, then tells the clients to
+/// stop retrying: in that order, so that nothing the clients drop can look delivered.
+fn give_up(positions: &Positions, receipts: &Receipts, hard_stop: &CancellationToken) {
     positions.freeze_all();
+    receipts.abandon_all();
     hard_stop.cancel();
 }
 

@@ -527,3 +527,62 @@ async fn a_full_budget_answers_429_with_retry_after() {
     );
     ft.stop();
 }
+
+/// A push waits for delivery (ack_after_delivery, Loki refusing) when the relay is told to stop
+/// (SIGTERM, `shutdown_timeout: 3s`). `loki_back`: Loki accepts once the shutdown has begun,
+/// so the shutdown flush delivers the entries. Returns the pusher's answer, whether the
+/// entries reached Loki, and the exit status.
+async fn push_over_sigterm(loki_back: bool) -> (Result<(u16, Option<String>), String>, bool) {
+    let loki = MockLoki::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        loki.url().as_ref(),
+        "      ack_after_delivery: true",
+        "ferrotail:\n  shutdown_timeout: 3s",
+    );
+    let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+    let addr = push_addr(&ft);
+    let http = reqwest::Client::new();
+    loki.set_fallback(Some(Reply::status(503)));
+    let held = batch("held", base_time(), 2, 30);
+    let pending = {
+        let (http, addr, req) = (http.clone(), addr.clone(), held.req.clone());
+        tokio::spawn(async move { push(&http, &addr, &req, Format::Proto).await })
+    };
+    loki.wait_for_requests(2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nferrotail's log:\n{}", ft.stderr()));
+    ft.terminate();
+    ft.wait_until(WAIT, "the shutdown to begin", || {
+        ft.stderr().contains("Stopping: reading stops")
+    });
+    if loki_back {
+        loki.set_fallback(None);
+    }
+    let answer = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("the pusher is answered (or its connection closed) before the relay exits")
+        .unwrap();
+    let log = ft.stderr();
+    let status = tokio::task::spawn_blocking(move || ft.stop()).await.unwrap();
+    assert!(status.success(), "exit status {status:?}; log:\n{log}");
+    let got = received(&loki.entries());
+    let delivered = held.expect.iter().all(|e| got.contains(e));
+    (answer, delivered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_delivered_by_the_shutdown_flush_is_answered_204_before_exit() {
+    let (answer, delivered) = push_over_sigterm(true).await;
+    assert!(delivered, "the shutdown flush delivered the held push");
+    assert_eq!(answer, Ok((204, None)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_abandoned_at_the_shutdown_deadline_is_never_answered_204() {
+    let (answer, delivered) = push_over_sigterm(false).await;
+    assert!(!delivered, "Loki refused every push");
+    let (status, _) = answer.expect("the pusher gets an answer before the relay exits");
+    assert_eq!(status, 503, "told to send again");
+}

@@ -115,6 +115,9 @@ pub struct SourceContext {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the source must stop reading.
     pub shutdown: CancellationToken,
+    /// Where a source that answers its senders after delivery takes its receipts, so that
+    /// the shutdown deadline abandons them before the clients drop what they hold.
+    pub receipts: crate::ack::Receipts,
 }
 
 /// A source of entries, run as one task by the topology.

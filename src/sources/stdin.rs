@@ -180,6 +180,7 @@ mod tests {
             positions: Positions::in_memory(),
             metrics: Arc::new(Metrics::new()),
             shutdown: CancellationToken::new(),
+            receipts: Default::default(),
         };
         Box::new(source).run(ctx).await;
         let mut lines = Vec::new();

@@ -86,6 +86,7 @@ impl Harness {
             positions: Arc::clone(&positions),
             metrics: Arc::clone(&metrics),
             shutdown: shutdown.clone(),
+            receipts: Default::default(),
         }));
         Harness {
             positions,

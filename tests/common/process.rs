@@ -109,6 +109,12 @@ impl Ferrotail {
         }
     }
 
+    /// SIGTERM without waiting: the shutdown runs while the test watches it; `stop` then
+    /// waits for the exit (a second SIGTERM changes nothing).
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
     /// SIGTERM, then waits (bounded) for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         self.signal("-TERM");

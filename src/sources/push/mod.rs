@@ -19,11 +19,12 @@
 //! - memory: a request's body and decompressed data take byte-budget permits as they are read
 //!   ([`Budget::try_acquire`]: the pusher is told to retry rather than waited on), and what its
 //!   entries keep alive holds them until every entry is finished;
-//! - every entry carries its request's [`receipt`] ack, so the answer with `ack_after_delivery`
-//!   means what every client said;
-//! - an answer of 204 with `ack_after_delivery` is never given once shutdown has begun: the
-//!   topology may then abandon entries in flight at its deadline, and their receipts cannot tell
-//!   that from delivery, so those requests get 503 and are sent again (at-least-once);
+//! - every entry carries its request's receipt ack ([`Receipts::issue`]), so the answer with
+//!   `ack_after_delivery` means what every client said;
+//! - a push whose entries are still in flight when the shutdown deadline abandons them gets 503
+//!   and is sent again (at-least-once): the topology abandons every receipt before the clients
+//!   drop what they hold, so a dropped entry never reads as delivered. Pushes delivered by the
+//!   shutdown flush are answered 204;
 //! - at shutdown the listener closes at once, requests already being read are handed on (at most
 //!   [`HAND_ON_GRACE`]), then the source drops its pipeline sender and returns; answers still
 //!   waiting for delivery are written by their connections in the background.
@@ -61,7 +62,7 @@ use tokio_util::task::TaskTracker;
 use self::decode::{Decoded, PushError, PushedStream};
 pub use self::settings::{PushSettings, check};
 use super::{Budget, Source, SourceContext, SourceEvent};
-use crate::ack::receipt;
+use crate::ack::Receipts;
 use crate::discovery::relabel::{Rule, process};
 use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::metrics::Metrics;
@@ -136,7 +137,10 @@ impl PushSource {
             return;
         };
         let SourceContext {
-            budget, shutdown, ..
+            budget,
+            shutdown,
+            receipts,
+            ..
         } = ctx;
         let raw_labels = LabelSet::from_pairs(
             self.settings
@@ -156,6 +160,7 @@ impl PushSource {
             output: RwLock::new(Some(output)),
             handing: TaskTracker::new(),
             shutdown: shutdown.clone(),
+            receipts,
             metrics: self.metrics,
         });
         let prefix = &self.settings.path_prefix;
@@ -200,8 +205,9 @@ impl PushSource {
         // Waits for handlers in the middle of a send; later ones find no pipeline (503).
         *shared.output.write().await = None;
         // Idle connections close now; answers still waiting for delivery are written when the
-        // pipelines and clients have drained, which happens after this source returns.
-        tokio::spawn(async move {
+        // pipelines and clients have drained, which happens after this source returns (the
+        // topology waits for them, bounded, before the process exits).
+        shared.receipts.answer_later(async move {
             let _ = tokio::time::timeout(Duration::from_secs(300), graceful.shutdown()).await;
         });
     }
@@ -288,6 +294,7 @@ struct Shared {
     /// Requests between their start and the hand-off of their entries.
     handing: TaskTracker,
     shutdown: CancellationToken,
+    receipts: Receipts,
     metrics: PushMetrics,
 }
 
@@ -390,8 +397,9 @@ impl Shared {
         }
         drop(handing);
         if self.ack_after_delivery {
-            let kept = delivered.wait().await;
-            if !kept || self.shutdown.is_cancelled() {
+            // `false` only once the shutdown deadline abandoned the receipt: what the clients
+            // drop then must not be answered as kept.
+            if !delivered.wait().await {
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN);
             }
         }
@@ -447,7 +455,7 @@ impl Shared {
             .sum();
         // What the entries keep alive; the intermediate buffers are gone by now.
         meter.settle(kept + metadata + count * ENTRY_OVERHEAD)?;
-        let (ack, delivered) = receipt(meter.take());
+        let (ack, delivered) = self.receipts.issue(meter.take());
         let mut events = Vec::with_capacity(count);
         for (labels, entries, given) in streams {
             for e in entries {

@@ -378,6 +378,8 @@ struct Running {
     rx: mpsc::Receiver<SourceEvent>,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// What the topology abandons at the shutdown deadline.
+    receipts: crate::ack::Receipts,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
 }
@@ -393,18 +395,21 @@ async fn start(yaml: &str, rules: Vec<Rule>, budget: Budget) -> Running {
     let base = format!("http://{}", source.local_addr());
     let (tx, rx) = mpsc::channel(8);
     let stop = CancellationToken::new();
+    let receipts = crate::ack::Receipts::default();
     let ctx = SourceContext {
         outputs: Outputs::from([("push".to_owned(), tx)]),
         budget,
         positions: Positions::in_memory(),
         metrics: Arc::clone(&metrics),
         shutdown: stop.clone(),
+        receipts: receipts.clone(),
     };
     let task = tokio::spawn(Box::new(source).run(ctx));
     Running {
         base,
         rx,
         stop,
+        receipts,
         task,
         metrics,
         http: reqwest::Client::new(),
@@ -706,8 +711,10 @@ async fn acknowledged_mode_answers_after_delivery() {
     assert_eq!(status, 204);
 }
 
-#[tokio::test]
-async fn shutdown_hands_on_drops_the_sender_and_refuses_later_requests() {
+/// A push waiting for delivery when shutdown begins: the source returns and drops its sender,
+/// and the pusher's answer then depends on what happens to the entries: delivered by the
+/// shutdown flush → 204; dropped after the deadline abandoned the receipts → 503 (sent again).
+async fn push_held_over_shutdown(deadline_first: bool) -> u16 {
     let mut s = start("ack_after_delivery: true", Vec::new(), Budget::new(1 << 20)).await;
     let (http, url) = (s.http.clone(), format!("{}/loki/api/v1/push", s.base));
     let answer = tokio::spawn(async move {
@@ -725,14 +732,36 @@ async fn shutdown_hands_on_drops_the_sender_and_refuses_later_requests() {
         .expect("the source returns at shutdown")
         .unwrap();
     assert!(s.rx.recv().await.is_none(), "the source dropped its sender");
-    // Delivered after shutdown began: not told it was kept.
+    let later = s
+        .http
+        .post(format!("{}/loki/api/v1/push", s.base))
+        .header("content-type", "application/json")
+        .body(JSON)
+        .send()
+        .await;
+    assert!(
+        later.is_err() || later.is_ok_and(|r| r.status() == 503),
+        "a push after shutdown began is not taken"
+    );
+    if deadline_first {
+        s.receipts.abandon_all();
+    }
     drop(held);
-    let status = tokio::time::timeout(Duration::from_secs(30), answer)
+    tokio::time::timeout(Duration::from_secs(30), answer)
         .await
         .expect("answered")
         .unwrap()
-        .unwrap();
-    assert_eq!(status, 503);
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_push_delivered_by_the_shutdown_flush_is_answered_204() {
+    assert_eq!(push_held_over_shutdown(false).await, 204);
+}
+
+#[tokio::test]
+async fn a_push_abandoned_at_the_shutdown_deadline_is_answered_503() {
+    assert_eq!(push_held_over_shutdown(true).await, 503);
 }
 
 #[test]
