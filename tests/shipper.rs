@@ -519,8 +519,9 @@ fn unsupported_target_is_refused_with_its_path() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("scrape_configs[0].kafka is not supported yet"),
-        "{text}"
+        text.contains("scrape_configs[0].kafka is not supported: ")
+            && text.contains("loki.source.kafka"),
+        "names the key and what to use instead: {text}"
     );
 }
 

@@ -182,6 +182,36 @@ fn check_label_names<'a>(
     }
 }
 
+/// What to use for a Promtail source ferrotail does not have and has no plan for: the refusal
+/// names a maintained replacement, so that a user can move the job rather than wait.
+fn instead(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "windows_events" => {
+            "ferrotail runs on Linux only; ship the Windows event log with Grafana Alloy \
+             (loki.source.windowsevent)"
+        }
+        "kafka" => {
+            "ferrotail has no Kafka consumer; read the topics with Grafana Alloy \
+             (loki.source.kafka) or Vector (kafka source) and send to Loki, or to a ferrotail \
+             loki_push_api job"
+        }
+        "gcplog" => {
+            "ferrotail has no Google Pub/Sub client; use Grafana Alloy (loki.source.gcplog, pull \
+             or push subscriptions) or Vector (gcp_pubsub source)"
+        }
+        "azure_event_hubs" => {
+            "ferrotail has no Event Hubs client; use Grafana Alloy \
+             (loki.source.azure_event_hubs) or Vector (its kafka source on the hub's Kafka \
+             endpoint)"
+        }
+        "cloudflare" => {
+            "ferrotail does not pull Cloudflare Logpull; use Grafana Alloy \
+             (loki.source.cloudflare)"
+        }
+        _ => return None,
+    })
+}
+
 fn not_supported(problems: &mut Vec<String>, path: impl std::fmt::Display) {
     problems.push(format!("{path} is not supported yet"));
 }
@@ -349,7 +379,10 @@ pub(super) fn validate(
         for (key, raw) in sc.other_targets() {
             let Some(raw) = raw else { continue };
             match runtime.source(key, raw) {
-                None => not_supported(&mut problems, format_args!("{p}.{key}")),
+                None => match instead(key) {
+                    Some(what) => problems.push(format!("{p}.{key} is not supported: {what}")),
+                    None => not_supported(&mut problems, format_args!("{p}.{key}")),
+                },
                 Some(Err(e)) => problems.push(format!("{p}.{key}: {e}")),
                 Some(Ok(())) => {}
             }

@@ -197,8 +197,11 @@ scrape_configs:
         "scrape_configs[0].encoding is not supported yet",
         "scrape_configs[1].docker_sd_configs[0]: docker host \"https://docker:2376\": https \
          hosts (TLS to the engine) are not supported yet; use unix:// or tcp://",
-        "scrape_configs[2].kafka is not supported yet",
-        "scrape_configs[2].cloudflare is not supported yet",
+        "scrape_configs[2].kafka is not supported: ferrotail has no Kafka consumer; read the \
+         topics with Grafana Alloy (loki.source.kafka) or Vector (kafka source) and send to \
+         Loki, or to a ferrotail loki_push_api job",
+        "scrape_configs[2].cloudflare is not supported: ferrotail does not pull Cloudflare \
+         Logpull; use Grafana Alloy (loki.source.cloudflare)",
         "server.grpc_tls_config is not supported yet",
         "wal is not supported yet",
         "-inspect is not supported yet",
