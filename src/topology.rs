@@ -33,7 +33,7 @@ use crate::discovery::TargetGroup;
 use crate::discovery::docker;
 use crate::discovery::file_sd::FileSd;
 use crate::discovery::kubernetes::{self, KubernetesSd};
-use crate::discovery::targets::{self, JobReport, JobTargets};
+use crate::discovery::targets::{self, JobReport, JobTargets, TargetReport};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::readline_limit::ReadlineLimiter;
@@ -80,8 +80,8 @@ pub struct Topology {
 struct TopologyStatus {
     tail: TailStatus,
     jobs: watch::Receiver<Arc<Vec<JobReport>>>,
-    /// Each Docker source's containers.
-    docker: Vec<watch::Receiver<JobReport>>,
+    /// Each Docker source's containers, and each other source as one target.
+    sources: Vec<watch::Receiver<JobReport>>,
     /// Sources other than files: ready as soon as one exists (Promtail's docker targets are).
     other_sources: bool,
 }
@@ -95,11 +95,11 @@ impl Status for TopologyStatus {
     }
     fn jobs(&self) -> Arc<Vec<JobReport>> {
         let files = Arc::clone(&self.jobs.borrow());
-        if self.docker.is_empty() {
+        if self.sources.is_empty() {
             return files;
         }
         let mut all: Vec<JobReport> = files.as_ref().clone();
-        all.extend(self.docker.iter().map(|r| r.borrow().clone()));
+        all.extend(self.sources.iter().map(|r| r.borrow().clone()));
         Arc::new(all)
     }
 }
@@ -186,7 +186,7 @@ impl Topology {
         let host = settings::hostname();
         let mut file_jobs = Vec::new();
         let mut sources: Vec<(Box<dyn Source>, Outputs)> = Vec::new();
-        let mut docker_reports = Vec::new();
+        let mut source_reports = Vec::new();
         if stdin && let Some(sc) = pipeline_jobs.first() {
             let labels = settings::stdin_labels(sc);
             let source = crate::sources::stdin::StdinSource::new(&sc.job_name, labels);
@@ -244,7 +244,7 @@ impl Topology {
                             job: sc.job_name.clone(),
                             ..JobReport::default()
                         });
-                        docker_reports.push(report);
+                        source_reports.push(report);
                         let source = DockerSource::start(
                             &sc.job_name,
                             d,
@@ -267,6 +267,9 @@ impl Topology {
                     )
                     .await
                     .with_context(|| format!("scrape_configs[{i}].{key}"))?;
+                    let (_, report) =
+                        watch::channel(source_report(&sc.job_name, raw, &source.describe()));
+                    source_reports.push(report);
                     sources.push((source, output()));
                 }
             }
@@ -297,7 +300,7 @@ impl Topology {
                 Arc::new(TopologyStatus {
                     tail: status,
                     jobs: reports,
-                    docker: docker_reports,
+                    sources: source_reports,
                     other_sources,
                 }),
                 cfg.to_yaml_masked(),
@@ -446,6 +449,30 @@ impl Topology {
 
 /// How long the exit waits for answers still to be written to senders.
 const ANSWER_GRACE: Duration = Duration::from_secs(5);
+
+/// How `/targets` shows a source that is its own target (a listener, the journal): one active
+/// target whose path says what the source is and where it listens, with the job's `labels`
+/// (what Promtail's syslog, push, GELF, Heroku and journal targets list as their labels).
+fn source_report(job: &str, raw: &serde_yaml::Mapping, describe: &str) -> JobReport {
+    let labels = raw
+        .get("labels")
+        .and_then(|v| crate::units::de::text_map(v.clone()).ok())
+        .unwrap_or_default();
+    // "syslog job=x listen=127.0.0.1:1514": the job is the report's own field.
+    let source = describe.replacen(&format!(" job={job}"), "", 1);
+    JobReport {
+        job: job.to_owned(),
+        active: vec![TargetReport {
+            // The pages' "Path" column says what is read (as "docker container <id>" does).
+            path: source.clone(),
+            source,
+            discovered_labels: labels.clone(),
+            labels,
+            ..TargetReport::default()
+        }],
+        ..JobReport::default()
+    }
+}
 
 /// Starts one discoverer publishing on a new channel; returns the receiving end.
 fn spawn_discoverer<F, Fut>(stop: &CancellationToken, run: F) -> watch::Receiver<Vec<TargetGroup>>

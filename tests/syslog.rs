@@ -500,3 +500,29 @@ fn a_port_in_use_fails_the_start_naming_the_address() {
     assert!(stderr.contains(&addr.to_string()), "{stderr}");
     assert!(stderr.contains("scrape_configs[0].syslog"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_are_listed_on_the_targets_page() {
+    let loki = MockLoki::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = [
+        job("tcp_in", ""),
+        job("udp_in", "      listen_protocol: udp\n"),
+    ]
+    .concat();
+    let cfg = write_config(dir.path(), loki.url().as_ref(), &jobs, "");
+    let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+    let tcp = syslog_addr(&ft, "tcp_in");
+    let udp = syslog_addr(&ft, "udp_in");
+    let page = ft.http_get("/targets");
+    for (job, addr) in [("tcp_in", tcp), ("udp_in", udp)] {
+        assert!(page.contains(job), "job {job} on /targets:\n{page}");
+        assert!(
+            page.contains(&format!("syslog listen={addr}")),
+            "the listener of {job} on /targets:\n{page}"
+        );
+    }
+    let ready = ft.http_get("/ready");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert_eq!(ft.stop().code(), Some(0));
+}
