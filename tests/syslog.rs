@@ -526,3 +526,78 @@ async fn listeners_are_listed_on_the_targets_page() {
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert_eq!(ft.stop().code(), Some(0));
 }
+
+/// What the system resolver calls 127.0.0.1 (`getent hosts`, the same NSS lookup the source
+/// makes), in Go's absolute form; empty when it has no name.
+fn loopback_name() -> String {
+    let out = std::process::Command::new("getent")
+        .args(["hosts", "127.0.0.1"])
+        .output()
+        .expect("running getent (libc-bin)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let name = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+    if name.contains('.') && !name.ends_with('.') {
+        format!("{name}.")
+    } else {
+        name
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_senders_name_is_looked_up_when_a_rule_reads_it() {
+    let loki = MockLoki::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let by_name =
+        "      - source_labels: [__syslog_connection_hostname]\n        target_label: sender\n";
+    let jobs = [
+        job("named_tcp", "").replace(RELABEL, &format!("{RELABEL}{by_name}")),
+        job("named_udp", "      listen_protocol: udp\n")
+            .replace(RELABEL, &format!("{RELABEL}{by_name}")),
+        // No rule reads the name: no lookup, no label.
+        job("unnamed", ""),
+    ]
+    .concat();
+    let cfg = write_config(dir.path(), loki.url().as_ref(), &jobs, "");
+    let ft = Ferrotail::start(dir.path(), &cfg, &[]);
+    let (tcp_addr, udp_addr, plain) = (
+        syslog_addr(&ft, "named_tcp"),
+        syslog_addr(&ft, "named_udp"),
+        syslog_addr(&ft, "unnamed"),
+    );
+    let mut tcp = TcpStream::connect(tcp_addr).await.unwrap();
+    let mut other = TcpStream::connect(plain).await.unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..30 {
+        let msg = octet(&format!(
+            "<14>1 - web-01 nginx 77 - - GET /healthz 200 #{}",
+            i % 3
+        ));
+        tcp.write_all(msg.as_bytes()).await.unwrap();
+        other.write_all(msg.as_bytes()).await.unwrap();
+        let d = format!("<30>1 - lb-1 haproxy 5 - - udp datagram {}", i % 3);
+        udp.send_to(d.as_bytes(), udp_addr).await.unwrap();
+    }
+    tcp.flush().await.unwrap();
+    other.flush().await.unwrap();
+    let entries = loki
+        .wait_for_entries(90, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", ft.stderr()));
+    let name = loopback_name();
+    for e in &entries {
+        let named = !e.labels.contains(r#"job="unnamed""#);
+        // An empty name makes no label at all, as an empty label does in Promtail.
+        let want = named && !name.is_empty();
+        assert_eq!(
+            e.labels.contains(&format!(r#"sender="{name}""#)),
+            want,
+            "{} (the resolver calls 127.0.0.1 {name:?})",
+            e.labels
+        );
+        if !named {
+            assert!(!e.labels.contains("sender="), "{}", e.labels);
+        }
+    }
+    drop((tcp, other));
+    assert_eq!(ft.stop().code(), Some(0));
+}

@@ -1,7 +1,8 @@
 //! The syslog source (`syslog` scrape config, spec §4.7): a TCP (optionally TLS) or UDP
 //! listener that parses RFC 5424 or RFC 3164 messages into entries.
 //!
-//! Per message, as Promtail: the job's `labels`, `__syslog_connection_ip_address` and the
+//! Per message, as Promtail: the job's `labels`, `__syslog_connection_ip_address`,
+//! `__syslog_connection_hostname` (when the rules can see it, [`peer_name`]) and the
 //! `__syslog_message_*` labels of the message (with `label_structured_data`, one
 //! `__syslog_message_sd_<id>_<param>` per structured data parameter, `@` in the id becoming
 //! `_`) go through the job's relabel rules (a drop drops the message); labels starting with
@@ -25,6 +26,7 @@
 
 pub mod framing;
 pub mod parse;
+pub mod peer_name;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -224,6 +226,7 @@ impl SyslogSource {
             tracing::error!(job = %self.job, "The syslog source has no pipeline to feed; it does not run.");
             return;
         };
+        let peer_names = peer_name::needed_by(&self.rules);
         let shared = Arc::new(Shared {
             job: self.job,
             settings: self.settings,
@@ -232,6 +235,8 @@ impl SyslogSource {
             output,
             budget: ctx.budget.clone(),
             shutdown: ctx.shutdown.clone(),
+            peer_names,
+            names: peer_name::Cache::default(),
         });
         match self.listener {
             Listener::Tcp(listener, tls) => accept_loop(shared, listener, tls).await,
@@ -259,6 +264,10 @@ struct Shared {
     output: mpsc::Sender<SourceEvent>,
     budget: Budget,
     shutdown: CancellationToken,
+    /// The rules can see `__syslog_connection_hostname`: senders' names are looked up.
+    peer_names: bool,
+    /// UDP senders' names.
+    names: peer_name::Cache,
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAcceptor>) {
@@ -311,7 +320,16 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Tls
 
 /// Reads one connection until it ends, idles out, fails to frame, or the shutdown.
 async fn read_stream<S: AsyncRead + Unpin>(shared: &Shared, mut stream: S, peer: IpAddr) {
-    let mut labeler = Labeler::new(shared, peer);
+    // One lookup per connection, before its first read, as Promtail.
+    let name = if shared.peer_names {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            n = peer_name::lookup(peer) => Some(n),
+        }
+    } else {
+        None
+    };
+    let mut labeler = Labeler::new(shared, peer, name);
     let mut framer = Framer::new(shared.settings.max_message_length);
     let mut buf = vec![0u8; READ_BUFFER];
     let mut frames = Vec::new();
@@ -375,8 +393,15 @@ async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
         };
         let ip = peer.ip();
         let l = match &mut labeler {
-            Some((cached, l)) if *cached == ip => l,
-            _ => &mut labeler.insert((ip, Labeler::new(&shared, ip))).1,
+            Some((cached, l)) if *cached == ip && l.fresh() => l,
+            _ => {
+                let name = if shared.peer_names {
+                    Some(shared.names.name(ip).await)
+                } else {
+                    None
+                };
+                &mut labeler.insert((ip, Labeler::new(&shared, ip, name))).1
+            }
         };
         // Each datagram holds whole messages: framing starts afresh and ends with it.
         let mut framer = Framer::new(shared.settings.max_message_length);
@@ -397,16 +422,33 @@ async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
 struct Labeler {
     base: BTreeMap<String, String>,
     last: Option<(BTreeMap<String, String>, Option<LabelSet>)>,
+    /// When the sender's name was looked up (a UDP sender's is looked up again later).
+    named_at: Option<std::time::Instant>,
 }
 
 impl Labeler {
-    fn new(shared: &Shared, peer: IpAddr) -> Self {
+    /// `name`: the sender's looked-up name, when the rules can see it.
+    fn new(shared: &Shared, peer: IpAddr, name: Option<String>) -> Self {
         let mut base = shared.settings.labels.clone();
         base.insert(
             "__syslog_connection_ip_address".to_owned(),
             peer.to_canonical().to_string(),
         );
-        Labeler { base, last: None }
+        let named_at = name.is_some().then(std::time::Instant::now);
+        if let Some(name) = name {
+            base.insert(peer_name::LABEL.to_owned(), name);
+        }
+        Labeler {
+            base,
+            last: None,
+            named_at,
+        }
+    }
+
+    /// Whether its sender's name (if any) is recent enough to reuse.
+    fn fresh(&self) -> bool {
+        self.named_at
+            .is_none_or(|t| t.elapsed() < peer_name::CACHE_TTL)
     }
 
     /// The entry labels of `m`: `None` when a rule drops it.
