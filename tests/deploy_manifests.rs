@@ -3,7 +3,7 @@
 //! `deploy/kubernetes/*.yaml` (the DaemonSet with the Promtail chart's default config, and the
 //! sidecar example, whose config the binary must accept) and the chart in
 //! `deploy/helm/ferrotail/` (its values carry the Promtail chart's names and defaults, and every
-//! `.Values.…` its templates use exists).
+//! `.Values.…` its templates use exists), and what docker/Dockerfile needs from the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -595,4 +595,64 @@ fn strip_template_lines(text: &str) -> String {
     }
     assert_eq!(depth, 0, "balanced blocks");
     out
+}
+
+/// docker/Dockerfile cannot be built here (no Docker engine): check what can be checked
+/// without one. Every `COPY` from the build context names a file or folder of the repository,
+/// every `COPY --from=` a stage defined before it, the `--target` its comments tell users to
+/// build is a stage, and the default image (the last stage) is the distroless one, while the
+/// `journal` stage installs journalctl's package and runs as the same non-root user.
+#[test]
+fn the_dockerfile_copies_what_exists_and_has_the_journal_stage() {
+    let text = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
+    let mut stages: Vec<String> = Vec::new();
+    let mut last_from = String::new();
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["FROM", image, "AS", name] => {
+                stages.push(name.to_string());
+                last_from = image.to_string();
+            }
+            ["FROM", image] => last_from = image.to_string(),
+            ["COPY", from, src, _dest] if from.starts_with("--from=") => {
+                let stage = &from["--from=".len()..];
+                assert!(
+                    stages.iter().any(|s| s == stage),
+                    "COPY {from}: no such stage"
+                );
+                assert!(
+                    src.starts_with('/'),
+                    "COPY {from} {src}: a path in the stage"
+                );
+            }
+            ["COPY", srcs @ .., _dest] => {
+                for src in srcs {
+                    assert!(
+                        root().join(src).exists(),
+                        "COPY {src}: not in the repository"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        last_from.starts_with("gcr.io/distroless/"),
+        "the default image is distroless, not {last_from}"
+    );
+    assert!(
+        text.contains("--target journal") && stages.iter().any(|s| s == "journal"),
+        "the journal variant is a stage its comments build"
+    );
+    let journal = text
+        .split("AS journal")
+        .nth(1)
+        .and_then(|rest| rest.split("\nFROM ").next())
+        .unwrap();
+    assert!(
+        journal.contains("install -y --no-install-recommends systemd"),
+        "journalctl comes with Debian's systemd package:\n{journal}"
+    );
+    assert!(journal.contains("USER 65532:65532"), "non-root:\n{journal}");
 }
