@@ -253,14 +253,41 @@ pub fn write_go_json(v: &Variable, out: &mut String) {
     }
 }
 
+/// Which of Go's two JSON encoders a writer spells like: Promtail's pipeline stages encode
+/// with json-iterator, while go-gelf and Promtail's journal target use `encoding/json`. Both
+/// escape HTML characters (`<`, `>`, `&`, U+2028, U+2029 as `\u003c`...); they differ in two
+/// details only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoEncoder {
+    /// json-iterator: `\b` and `\f` as `\u0008`, `\u000c`; exponents with two digits
+    /// (`1e-07`).
+    JsonIterator,
+    /// `encoding/json`: `\b` and `\f` short; a negative exponent without its leading zero
+    /// (`1e-7`, but `1e+21`).
+    Std,
+}
+
 /// json-iterator's float encoding: Go's `'f'` format, or `'e'` (`1e+21`, `1.5e-07`) below 1e-6
 /// and from 1e21 on.
 pub fn write_go_json_float(f: f64, out: &mut String) {
+    write_go_json_float_as(f, out, GoEncoder::JsonIterator);
+}
+
+/// A float as `enc` writes a float64: the shortest digits that read back the same,
+/// positional from 1e-6 to below 1e21, else with an exponent.
+pub fn write_go_json_float_as(f: f64, out: &mut String, enc: GoEncoder) {
     let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        write_go_float_exp(f, out);
-    } else {
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
         write_go_float(f, out);
+        return;
+    }
+    let start = out.len();
+    write_go_float_exp(f, out);
+    // encoding/json: "clean up e-09 to e-9".
+    if enc == GoEncoder::Std
+        && let Some(i) = out[start..].find("e-0")
+    {
+        out.remove(start + i + 2);
     }
 }
 
@@ -273,6 +300,11 @@ pub fn write_go_json_str(s: &str, out: &mut String) {
 
 /// The escaped content of [`write_go_json_str`], without the quotes.
 pub fn write_go_json_str_body(s: &str, out: &mut String) {
+    write_go_str_body_as(s, out, GoEncoder::JsonIterator);
+}
+
+/// The escaped content of a JSON string as `enc` writes it, without the quotes.
+pub fn write_go_str_body_as(s: &str, out: &mut String, enc: GoEncoder) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -280,6 +312,8 @@ pub fn write_go_json_str_body(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\u{08}' if enc == GoEncoder::Std => out.push_str("\\b"),
+            '\u{0c}' if enc == GoEncoder::Std => out.push_str("\\f"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
@@ -287,6 +321,17 @@ pub fn write_go_json_str_body(s: &str, out: &mut String) {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
+        }
+    }
+}
+
+/// The escaped content of a JSON string made from bytes, as Go writes a string holding them:
+/// each byte that is not part of valid UTF-8 as `\ufffd`.
+pub fn write_go_bytes_body_as(bytes: &[u8], out: &mut String, enc: GoEncoder) {
+    for chunk in bytes.utf8_chunks() {
+        write_go_str_body_as(chunk.valid(), out, enc);
+        for _ in chunk.invalid() {
+            out.push_str("\\ufffd");
         }
     }
 }
@@ -308,6 +353,36 @@ mod tests {
             &mut out,
         )?;
         Ok(out.into_iter().map(Option::unwrap).collect())
+    }
+
+    #[test]
+    fn the_two_go_encoders_differ_in_short_escapes_and_exponents_only() {
+        let text = "a<b>&\"\\\n\r\t\u{8}\u{c}\u{1}\u{2028}é";
+        let (mut iter, mut std) = (String::new(), String::new());
+        write_go_str_body_as(text, &mut iter, GoEncoder::JsonIterator);
+        write_go_str_body_as(text, &mut std, GoEncoder::Std);
+        assert_eq!(
+            iter,
+            r#"a\u003cb\u003e\u0026\"\\\n\r\t\u0008\u000c\u0001\u2028é"#
+        );
+        assert_eq!(std, r#"a\u003cb\u003e\u0026\"\\\n\r\t\b\f\u0001\u2028é"#);
+        for (f, iter_form, std_form) in [
+            (1e21, "1e+21", "1e+21"),
+            (1.5e-7, "1.5e-07", "1.5e-7"),
+            (-2e-300, "-2e-300", "-2e-300"),
+            (1e-10, "1e-10", "1e-10"),
+            (0.000001, "0.000001", "0.000001"),
+            (123456.5, "123456.5", "123456.5"),
+            (0.0, "0", "0"),
+        ] {
+            let (mut a, mut b) = (String::new(), String::new());
+            write_go_json_float_as(f, &mut a, GoEncoder::JsonIterator);
+            write_go_json_float_as(f, &mut b, GoEncoder::Std);
+            assert_eq!((a.as_str(), b.as_str()), (iter_form, std_form), "{f}");
+        }
+        let mut bytes = String::new();
+        write_go_bytes_body_as(b"ok\xff\xc3<", &mut bytes, GoEncoder::Std);
+        assert_eq!(bytes, r#"ok\ufffd\ufffd\u003c"#);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde_yaml::Value as Yaml;
 use crate::entry::Timestamp;
 use crate::pipeline::decode::{self, Fields};
 use crate::pipeline::extracted::ValueRef;
-use crate::pipeline::jsonx::{write_go_json_str, write_go_json_str_body};
+use crate::pipeline::jsonx::{GoEncoder, write_go_bytes_body_as, write_go_json_str};
 use crate::pipeline::stage::{BuildContext, Outcome, PipelineEntry, Stage};
 use crate::pipeline::stages::BuildError;
 
@@ -91,12 +91,7 @@ impl Stage for PackStage {
             out.push(',');
         }
         out.push_str("\"_entry\":\"");
-        for chunk in pe.entry.line.utf8_chunks() {
-            write_go_json_str_body(chunk.valid(), &mut out);
-            for _ in chunk.invalid() {
-                out.push_str("\\ufffd");
-            }
-        }
+        write_go_bytes_body_as(&pe.entry.line, &mut out, GoEncoder::JsonIterator);
         out.push_str("\"}");
         for (key, found) in self.keys.iter().zip(&self.found) {
             if *found {

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::pipeline::jsonx::{self, GoEncoder};
+
 /// The first two bytes of a chunk.
 pub const CHUNK_MAGIC: [u8; 2] = [0x1e, 0x0f];
 /// Magic (2) + message id (8) + sequence number (1) + count (1).
@@ -485,49 +487,16 @@ fn go_int32(f: f64) -> i32 {
     }
 }
 
-/// Appends `s` as Go's `encoding/json` writes a string: `"` and `\` escaped, `\b \f \n \r
-/// \t` short, other control characters as `\u00XX`, `<`, `>`, `&`, U+2028 and U+2029 as
-/// `\uXXXX` (HTML-safe escaping, on by default).
+/// Appends `s` as Go's `encoding/json` writes a string (HTML-safe escaping, on by default).
 pub fn go_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
+    jsonx::write_go_str_body_as(s, out, GoEncoder::Std);
     out.push('"');
 }
 
-/// Appends `f` as Go's `encoding/json` writes a float64: the shortest digits that read back
-/// the same, positional from 1e-6 to below 1e21, else with an exponent (`1e+21`, `1e-7`).
+/// Appends `f` as Go's `encoding/json` writes a float64 (`1e+21`, `1e-7`).
 pub fn go_float(out: &mut String, f: f64) {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let e = format!("{f:e}");
-        let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        out.push_str(mantissa);
-        if exp < 0 {
-            let _ = write!(out, "e-{}", -exp);
-        } else {
-            let _ = write!(out, "e+{exp:02}");
-        }
-    } else {
-        let _ = write!(out, "{f}");
-    }
+    jsonx::write_go_json_float_as(f, out, GoEncoder::Std);
 }
 
 /// Appends a JSON value as Go writes an `interface{}` it decoded: numbers as float64, object

@@ -52,6 +52,7 @@ use crate::ack::Cursor;
 use crate::discovery::relabel::{Rule, process};
 use crate::entry::{Entry, LabelSet, Stamp, Timestamp};
 use crate::metrics::Metrics;
+use crate::pipeline::jsonx::{GoEncoder, write_go_bytes_body_as, write_go_str_body_as};
 
 /// The program run; found on `PATH`.
 const JOURNALCTL: &str = "journalctl";
@@ -424,20 +425,28 @@ pub fn to_entry(
     Ok(Some((LabelSet::from_pairs(labels), line, ts)))
 }
 
-/// The `json: true` line: every data field (the last of a repeated one), keys sorted, with
-/// Go's HTML-safe escapes as Promtail's encoder writes them.
+/// The `json: true` line: every data field (the last of a repeated one), keys sorted, written
+/// as Promtail's journal target writes it (Go's `encoding/json`: HTML-safe escapes, each byte
+/// that is not valid UTF-8 as `\ufffd`).
 fn json_line(e: &JournalEntry) -> String {
     let mut fields = BTreeMap::new();
     for (name, value) in &e.fields {
-        fields.insert(name.as_str(), String::from_utf8_lossy(value).into_owned());
+        fields.insert(name.as_str(), value);
     }
-    let text = serde_json::to_string(&fields).unwrap_or_else(|_| "{}".to_string());
-    // Only string contents can hold these characters, so replacing them everywhere is safe.
-    text.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+    let mut out = String::with_capacity(64 + fields.values().map(|v| v.len() + 8).sum::<usize>());
+    out.push('{');
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        write_go_str_body_as(name, &mut out, GoEncoder::Std);
+        out.push_str("\":\"");
+        write_go_bytes_body_as(value, &mut out, GoEncoder::Std);
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 #[cfg(test)]

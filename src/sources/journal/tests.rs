@@ -74,11 +74,13 @@ fn json_lines_hold_every_data_field_sorted_with_go_escapes() {
         ("PRIORITY", b"6"),
         ("MESSAGE", b"last <wins>"),
         ("_PID", b"42"),
+        // Binary data: encoding/json writes each invalid byte as \ufffd, \b and \f short.
+        ("SYSLOG_RAW", b"\xff\xfe\x08k=\"v\"\t\x0c\x01\xe2\x80\xa8"),
     ]);
     let (_, line, _) = to_entry(&e, &s, &[]).unwrap().unwrap();
     assert_eq!(
         std::str::from_utf8(&line).unwrap(),
-        r#"{"MESSAGE":"last \u003cwins\u003e","PRIORITY":"6","_PID":"42"}"#
+        r#"{"MESSAGE":"last \u003cwins\u003e","PRIORITY":"6","SYSLOG_RAW":"\ufffd\ufffd\bk=\"v\"\t\f\u0001\u2028","_PID":"42"}"#
     );
 }
 
