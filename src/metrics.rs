@@ -23,6 +23,8 @@ pub const DROP_REASONS: [&str; 4] = [
 #[allow(missing_docs)]
 pub struct Metrics {
     registry: Registry,
+    /// Counters that source modules register on first use ([`Metrics::shared_counter`]).
+    shared: std::sync::Mutex<std::collections::HashMap<&'static str, IntCounter>>,
     // --- file targets (Promtail) ---
     pub read_bytes: IntGaugeVec,
     pub read_lines: IntCounterVec,
@@ -327,6 +329,7 @@ impl Metrics {
                 "Reads of file_sd files that failed (unreadable or invalid); their previous target groups were kept.",
             ),
             registry: r,
+            shared: Default::default(),
         }
     }
 
@@ -362,6 +365,21 @@ impl Metrics {
         String::from_utf8_lossy(&buf).into_owned()
     }
 
+    /// The counter `name`, created and registered (with `help`) the first time a source asks
+    /// for it: every job of one kind adds to the same counter, as Promtail shares one set per
+    /// target manager (two `gelf` jobs add to one `promtail_gelf_target_entries_total`), while a
+    /// registry refuses a second registration of a name.
+    pub fn shared_counter(&self, name: &'static str, help: &str) -> IntCounter {
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared
+            .entry(name)
+            .or_insert_with(|| counter(&self.registry, name, help))
+            .clone()
+    }
+
     /// The underlying registry (for stages that register their own families, e.g. `metrics`).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -377,6 +395,20 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_counter_is_one_per_registry_and_name() {
+        let (m1, m2) = (Metrics::new(), Metrics::new());
+        let a = m1.shared_counter("promtail_gelf_target_entries_total", "test");
+        let b = m1.shared_counter("promtail_gelf_target_entries_total", "test");
+        let c = m2.shared_counter("promtail_gelf_target_entries_total", "test");
+        a.inc();
+        b.inc();
+        c.inc();
+        assert_eq!((a.get(), c.get()), (2, 1));
+        assert!(m1.render().contains("promtail_gelf_target_entries_total 2"));
+        assert!(m2.render().contains("promtail_gelf_target_entries_total 1"));
+    }
 
     #[test]
     fn promtail_names_are_exposed() {

@@ -17,7 +17,6 @@
 //!   senders is what lets the pipelines finish. Its trackers stay attached, so what the clients
 //!   acknowledge during the flush still moves positions.
 
-pub mod counters;
 pub mod docker;
 pub mod gelf;
 pub mod heroku;

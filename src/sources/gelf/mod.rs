@@ -138,25 +138,20 @@ struct GelfMetrics {
 
 impl GelfMetrics {
     fn new(metrics: &Arc<Metrics>) -> Self {
-        use super::counters::counter;
         GelfMetrics {
-            entries: counter(
-                metrics,
+            entries: metrics.shared_counter(
                 "promtail_gelf_target_entries_total",
                 "Total number of successful entries sent to the gelf target",
             ),
-            errors: counter(
-                metrics,
+            errors: metrics.shared_counter(
                 "promtail_gelf_target_parsing_errors_total",
                 "Total number of parsing errors while receiving gelf messages",
             ),
-            expired: counter(
-                metrics,
+            expired: metrics.shared_counter(
                 "ferrotail_gelf_chunked_messages_expired_total",
                 "Chunked GELF messages dropped because their chunks did not all arrive within 5s (also counted as parsing errors).",
             ),
-            evicted: counter(
-                metrics,
+            evicted: metrics.shared_counter(
                 "ferrotail_gelf_chunked_messages_evicted_total",
                 "Incomplete chunked GELF messages dropped to keep the chunks held within their bounds (also counted as parsing errors).",
             ),

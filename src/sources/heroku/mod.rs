@@ -239,7 +239,6 @@ impl HerokuSource {
             .map_err(|e| anyhow::anyhow!("listening for Heroku drains on {host}:{port}: {e}"))?;
         let local = listener.local_addr()?;
         tracing::info!(job = %job, address = %local, "Listening for Heroku drain requests.");
-        use super::counters::counter;
         Ok(HerokuSource {
             job: job.to_string(),
             settings,
@@ -247,13 +246,11 @@ impl HerokuSource {
             listener,
             local,
             metrics: HerokuMetrics {
-                entries: counter(
-                    metrics,
+                entries: metrics.shared_counter(
                     "promtail_heroku_drain_target_entries_total",
                     "Number of successful entries received by the Heroku target",
                 ),
-                errors: counter(
-                    metrics,
+                errors: metrics.shared_counter(
                     "promtail_heroku_drain_target_parsing_errors_total",
                     "Number of parsing errors while receiving Heroku messages",
                 ),

@@ -134,7 +134,7 @@ fn entry_labels_tenant_and_timestamp() {
 
 fn handler(budget: Budget, tx: mpsc::Sender<SourceEvent>) -> Arc<Handler> {
     let metrics = Arc::new(Metrics::new());
-    let counter = |n| crate::sources::counters::counter(&metrics, n, "test");
+    let counter = |n| metrics.shared_counter(n, "test");
     Arc::new(Handler {
         settings: settings(&mapping("labels: {job: heroku}")).unwrap(),
         rules: Arc::new(Vec::new()),

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use prometheus::IntCounter;
@@ -68,51 +68,28 @@ pub struct SyslogMetrics {
     pub truncated: IntCounter,
 }
 
-/// The counters of each live [`Metrics`]: every syslog job (and every reload) shares one set,
-/// as Promtail's target manager does, and a registry refuses a second registration of a name.
-/// Keyed by a weak pointer so that a dropped `Metrics` (another `App` in the same process)
-/// never lends its counters to a new one.
-static REGISTERED: Mutex<Vec<(Weak<Metrics>, SyslogMetrics)>> = Mutex::new(Vec::new());
-
 impl SyslogMetrics {
-    /// The syslog counters on `metrics`' registry (registered on first use).
-    pub fn on(metrics: &Arc<Metrics>) -> anyhow::Result<Self> {
-        let mut all = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|(w, _)| w.strong_count() > 0);
-        if let Some((_, m)) = all
-            .iter()
-            .find(|(w, _)| w.upgrade().is_some_and(|m| Arc::ptr_eq(&m, metrics)))
-        {
-            return Ok(m.clone());
-        }
-        let counter = |name: &str, help: &str| -> anyhow::Result<IntCounter> {
-            let c = IntCounter::new(name, help)?;
-            metrics
-                .registry()
-                .register(Box::new(c.clone()))
-                .with_context(|| format!("registering {name}"))?;
-            Ok(c)
-        };
-        let m = SyslogMetrics {
-            entries: counter(
+    /// The syslog counters on `metrics`' registry, shared by every syslog job (registered on
+    /// first use).
+    pub fn on(metrics: &Metrics) -> Self {
+        SyslogMetrics {
+            entries: metrics.shared_counter(
                 "promtail_syslog_target_entries_total",
                 "Total number of successful entries sent to the syslog target",
-            )?,
-            parsing_errors: counter(
+            ),
+            parsing_errors: metrics.shared_counter(
                 "promtail_syslog_target_parsing_errors_total",
                 "Total number of parsing errors while receiving syslog messages",
-            )?,
-            empty_messages: counter(
+            ),
+            empty_messages: metrics.shared_counter(
                 "promtail_syslog_empty_messages_total",
                 "Total number of empty messages receiving from syslog",
-            )?,
-            truncated: counter(
+            ),
+            truncated: metrics.shared_counter(
                 "ferrotail_syslog_truncated_messages_total",
                 "Syslog messages longer than max_message_length, cut there",
-            )?,
-        };
-        all.push((Arc::downgrade(metrics), m.clone()));
-        Ok(m)
+            ),
+        }
     }
 }
 
@@ -210,7 +187,7 @@ impl SyslogSource {
             job: job.to_owned(),
             settings: Arc::new(settings),
             rules: Arc::new(rules),
-            metrics: SyslogMetrics::on(metrics)?,
+            metrics: SyslogMetrics::on(metrics),
             listener,
             local,
         })
