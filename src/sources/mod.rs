@@ -22,6 +22,7 @@ pub mod gelf;
 pub mod heroku;
 pub mod journal;
 pub mod push;
+pub mod rfc5424;
 pub mod stdin;
 pub mod syslog;
 

@@ -9,10 +9,15 @@
 //! timestamp is RFC 3339 (`Z` or `±hh:mm`, an optional fraction of any length).
 //!
 //! This is deliberately not a strict RFC 5424 parser: it accepts and refuses what Promtail's
-//! does. Invariants: nothing here panics or allocates more than the body's size; the messages
+//! does. The header field scan and the timestamp are the RFC 5424 pieces it shares with the
+//! `syslog` source ([`crate::sources::rfc5424`], with Go's `time.Parse` rules); the framing,
+//! the `<PRI>VERSION` match and the verbatim fields are the drain scanner's own and stay here.
+//! Invariants: nothing here panics or allocates more than the body's size; the messages
 //! before the first error are returned with the error.
 
 use bytes::Bytes;
+
+use crate::sources::rfc5424::{Cursor, GO_TIME_PARSE, timestamp};
 
 /// Longest frame, length prefix included (the drain scanner's buffer).
 pub const MAX_FRAME: usize = 10_240;
@@ -112,14 +117,13 @@ fn next_frame(data: &[u8]) -> Result<(std::ops::Range<usize>, usize), DrainError
 
 /// Reads one message (see the module doc).
 pub fn parse_message(frame: &Bytes) -> Result<DrainMessage, DrainError> {
-    let mut rest: &[u8] = frame;
+    let mut c = Cursor::new(frame);
+    // The drain scanner cuts the header at single spaces before it looks at any field, so a
+    // field may be empty or hold any byte, `-` stays `-` (no nil), and a field without its
+    // space is missing, whatever it holds.
     let mut field = |name: &'static str| -> Result<&[u8], DrainError> {
-        let sp = rest
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or(DrainError::Missing(name))?;
-        let f = &rest[..sp];
-        rest = &rest[sp + 1..];
+        let f = c.token();
+        c.eat(b' ', name).map_err(|_| DrainError::Missing(name))?;
         Ok(f)
     };
     let pri = field("PRI")?;
@@ -132,14 +136,14 @@ pub fn parse_message(frame: &Bytes) -> Result<DrainMessage, DrainError> {
     let application = text(field("APP-NAME")?);
     let process = text(field("PROCID")?);
     let id = text(field("MSGID")?);
-    let offset = frame.len() - rest.len();
+    // The rest, structured data and trailing newline included: the scanner never parses it.
     Ok(DrainMessage {
         timestamp_ns,
         hostname,
         application,
         process,
         id,
-        message: frame.slice(offset..),
+        message: frame.slice(c.i..),
     })
 }
 
@@ -176,115 +180,12 @@ fn check_pri_version(field: &[u8]) -> Result<(), DrainError> {
     Ok(())
 }
 
-/// Go's `time.Parse("2006-01-02T15:04:05.999999Z07:00", s)` as Unix nanoseconds.
+/// Go's `time.Parse("2006-01-02T15:04:05.999999Z07:00", s)` as Unix nanoseconds: the whole
+/// field must be the timestamp, where go-syslog would stop at its end.
 pub fn parse_timestamp(s: &[u8]) -> Option<i64> {
-    let mut p = Cursor { s, i: 0 };
-    let year = p.digits(4, 4)? as i64;
-    p.byte(b'-')?;
-    let month = p.digits(2, 2)?;
-    p.byte(b'-')?;
-    let day = p.digits(2, 2)?;
-    p.byte(b'T')?;
-    let hour = p.digits(1, 2)?;
-    p.byte(b':')?;
-    let minute = p.digits(2, 2)?;
-    p.byte(b':')?;
-    let second = p.digits(2, 2)?;
-    let mut nanos = 0i64;
-    if matches!(p.peek(), Some(b'.' | b',')) && p.s.get(p.i + 1).is_some_and(u8::is_ascii_digit) {
-        p.i += 1;
-        let start = p.i;
-        while p.peek().is_some_and(|b| b.is_ascii_digit()) {
-            p.i += 1;
-        }
-        // Digits past the ninth are dropped, as Go does.
-        for (k, b) in p.s[start..p.i].iter().take(9).enumerate() {
-            nanos += i64::from(b - b'0') * 10i64.pow(8 - k as u32);
-        }
-    }
-    let offset_secs = match p.peek()? {
-        b'Z' => {
-            p.i += 1;
-            0
-        }
-        sign @ (b'+' | b'-') => {
-            p.i += 1;
-            let h = p.digits(2, 2)?;
-            p.byte(b':')?;
-            let m = p.digits(2, 2)?;
-            if h > 24 || m > 60 {
-                return None;
-            }
-            let secs = i64::from(h * 3600 + m * 60);
-            if sign == b'-' { -secs } else { secs }
-        }
-        _ => return None,
-    };
-    if p.i != s.len()
-        || !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
-    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
-
-struct Cursor<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Cursor<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn byte(&mut self, b: u8) -> Option<()> {
-        (self.peek()? == b).then(|| self.i += 1)
-    }
-
-    /// `min` to `max` decimal digits.
-    fn digits(&mut self, min: usize, max: usize) -> Option<u32> {
-        let n = self.s[self.i..]
-            .iter()
-            .take(max)
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if n < min {
-            return None;
-        }
-        let v = self.s[self.i..self.i + n]
-            .iter()
-            .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
-        self.i += n;
-        Some(v)
-    }
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let mut c = Cursor::new(s);
+    let t = timestamp(&mut c, &GO_TIME_PARSE).ok()?;
+    (c.i == s.len()).then_some(t)
 }
 
 #[cfg(test)]
@@ -370,6 +271,29 @@ mod tests {
         assert_eq!(err, None);
         assert_eq!(msgs[0].hostname, "");
         assert!(msgs[0].message.is_empty());
+    }
+
+    #[test]
+    fn nil_fields_and_structured_data_stay_as_sent() {
+        // The drain scanner knows no nil and parses no structured data: both are text.
+        let msg = r#"<134>1 2019-07-20T17:50:10.879238+02:00 - app - - [origin ip="10.0.0.2" note="a \"b\" \]"] up"#;
+        let (msgs, err) = parse_body(&Bytes::from(format!("{}{}", frame(msg), frame(msg))));
+        assert_eq!(err, None);
+        assert_eq!(msgs.len(), 2);
+        for m in msgs {
+            assert_eq!(
+                (m.hostname.as_str(), m.process.as_str(), m.id.as_str()),
+                ("-", "-", "-")
+            );
+            assert_eq!(
+                &m.message[..],
+                br#"[origin ip="10.0.0.2" note="a \"b\" \]"] up"#
+            );
+            assert_eq!(
+                m.timestamp_ns,
+                1_563_645_010_879_238_000 - 7_200_000_000_000
+            );
+        }
     }
 
     #[test]

@@ -14,10 +14,15 @@
 //!   `TAG[PID]:` is optional (without it the rest is the message). The year, which RFC 3164
 //!   timestamps lack, is the current one (the previous one for a date more than a month
 //!   ahead); times are UTC.
-
-use std::fmt;
+//!
+//! The cursor, the header field scan and the RFC 3339 timestamp are the RFC 5424 pieces this
+//! shares with the Heroku drain ([`crate::sources::rfc5424`], with go-syslog's timestamp
+//! rules); what is go-syslog's alone is here.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+pub use crate::sources::rfc5424::ParseError;
+use crate::sources::rfc5424::{Cursor, GO_SYSLOG, timestamp, to_nanos};
 
 /// Severity keywords by code (go-syslog's `SeverityLevel`).
 const SEVERITIES: [&str; 8] = [
@@ -100,97 +105,39 @@ impl Message<'_> {
     }
 }
 
-/// Why a message does not parse: what was expected, at which byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseError {
-    /// What was expected or is wrong.
-    pub problem: &'static str,
-    /// Byte offset in the message.
-    pub at: usize,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} [col {}]", self.problem, self.at)
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-/// A cursor over the message bytes.
-struct Cur<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn err<T>(&self, problem: &'static str) -> Result<T, ParseError> {
-        Err(ParseError {
+/// A header field as go-syslog reads it: 1 to `max` printable US-ASCII bytes (33..=126) up to
+/// a space or the end. The error is on the first byte past the limit or not printable, where
+/// go-syslog's state machine stops.
+fn field<'a>(c: &mut Cursor<'a>, max: usize, problem: &'static str) -> Result<&'a str, ParseError> {
+    let start = c.i;
+    let token = c.token();
+    let bad = token
+        .iter()
+        .position(|b| !(33..=126).contains(b))
+        .map_or(max, |k| k.min(max))
+        .min(token.len());
+    if bad < token.len() || token.is_empty() {
+        return Err(ParseError {
             problem,
-            at: self.i,
-        })
+            at: start + bad,
+        });
     }
+    // Printable ASCII only, so this cannot fail.
+    std::str::from_utf8(token).or_else(|_| c.err(problem))
+}
 
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn eat(&mut self, b: u8, problem: &'static str) -> Result<(), ParseError> {
-        if self.peek() == Some(b) {
-            self.i += 1;
-            Ok(())
-        } else {
-            self.err(problem)
-        }
-    }
-
-    /// `n` ASCII digits as a number.
-    fn digits(&mut self, n: usize, problem: &'static str) -> Result<u32, ParseError> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            match self.peek() {
-                Some(d @ b'0'..=b'9') => {
-                    v = v * 10 + u32::from(d - b'0');
-                    self.i += 1;
-                }
-                _ => return self.err(problem),
-            }
-        }
-        Ok(v)
-    }
-
-    /// A run of printable US-ASCII (33..=126) of 1..=max bytes, up to a space or the end.
-    fn field(&mut self, max: usize, problem: &'static str) -> Result<&'a str, ParseError> {
-        let start = self.i;
-        while let Some(b) = self.peek() {
-            if b == b' ' {
-                break;
-            }
-            if !(33..=126).contains(&b) || self.i - start >= max {
-                return self.err(problem);
-            }
-            self.i += 1;
-        }
-        if self.i == start {
-            return self.err(problem);
-        }
-        // Printable ASCII only, so this cannot fail.
-        std::str::from_utf8(&self.s[start..self.i]).or_else(|_| self.err(problem))
-    }
-
-    /// A header field where `-` is nil.
-    fn nil_field(
-        &mut self,
-        max: usize,
-        problem: &'static str,
-    ) -> Result<Option<&'a str>, ParseError> {
-        let f = self.field(max, problem)?;
-        Ok((f != "-").then_some(f))
-    }
+/// A header field where `-` is nil (go-syslog's `NILVALUE`).
+fn nil_field<'a>(
+    c: &mut Cursor<'a>,
+    max: usize,
+    problem: &'static str,
+) -> Result<Option<&'a str>, ParseError> {
+    let f = field(c, max, problem)?;
+    Ok((f != "-").then_some(f))
 }
 
 /// `<PRI>`: 1 to 3 digits, no leading zero, at most 191.
-fn pri(c: &mut Cur<'_>) -> Result<(u8, u8), ParseError> {
+fn pri(c: &mut Cursor<'_>) -> Result<(u8, u8), ParseError> {
     c.eat(b'<', "expecting a priority value within angle brackets")?;
     let start = c.i;
     let mut v = 0u32;
@@ -209,78 +156,8 @@ fn pri(c: &mut Cur<'_>) -> Result<(u8, u8), ParseError> {
     Ok(((v / 8) as u8, (v % 8) as u8))
 }
 
-/// Nanoseconds since the epoch of a civil time and an offset, `None` outside chrono's range.
-fn to_nanos(date: NaiveDate, h: u32, m: u32, s: u32, nanos: u32, offset_secs: i64) -> Option<i64> {
-    let t = date.and_hms_nano_opt(h, m, s, nanos)?.and_utc();
-    let secs = t.timestamp().checked_sub(offset_secs)?;
-    secs.checked_mul(1_000_000_000)?
-        .checked_add(i64::from(nanos))
-}
-
-/// RFC 3339 as RFC 5424 restricts it: `YYYY-MM-DDThh:mm:ss[.1-6 digits](Z|+hh:mm|-hh:mm)`.
-fn rfc3339(c: &mut Cur<'_>) -> Result<i64, ParseError> {
-    const BAD: &str = "expecting a RFC3339MICRO timestamp or a nil value";
-    let year = c.digits(4, BAD)?;
-    c.eat(b'-', BAD)?;
-    let month = c.digits(2, BAD)?;
-    c.eat(b'-', BAD)?;
-    let day = c.digits(2, BAD)?;
-    c.eat(b'T', BAD)?;
-    let h = c.digits(2, BAD)?;
-    c.eat(b':', BAD)?;
-    let m = c.digits(2, BAD)?;
-    c.eat(b':', BAD)?;
-    let s = c.digits(2, BAD)?;
-    let mut nanos = 0u32;
-    if c.peek() == Some(b'.') {
-        c.i += 1;
-        let mut n = 0;
-        while let Some(d @ b'0'..=b'9') = c.peek() {
-            if n == 6 {
-                return c.err(BAD);
-            }
-            nanos = nanos * 10 + u32::from(d - b'0');
-            n += 1;
-            c.i += 1;
-        }
-        if n == 0 {
-            return c.err(BAD);
-        }
-        nanos *= 10u32.pow(9 - n);
-    }
-    let offset = match c.peek() {
-        Some(b'Z') => {
-            c.i += 1;
-            0
-        }
-        Some(sign @ (b'+' | b'-')) => {
-            c.i += 1;
-            let oh = c.digits(2, BAD)?;
-            c.eat(b':', BAD)?;
-            let om = c.digits(2, BAD)?;
-            if oh > 23 || om > 59 {
-                return c.err(BAD);
-            }
-            let o = i64::from(oh * 3600 + om * 60);
-            if sign == b'-' { -o } else { o }
-        }
-        _ => return c.err(BAD),
-    };
-    if h > 23 || m > 59 || s > 59 {
-        return c.err(BAD);
-    }
-    let date = NaiveDate::from_ymd_opt(year as i32, month, day).ok_or(ParseError {
-        problem: BAD,
-        at: c.i,
-    })?;
-    to_nanos(date, h, m, s, nanos, offset).ok_or(ParseError {
-        problem: BAD,
-        at: c.i,
-    })
-}
-
 /// SD-NAME: 1 to 32 printable ASCII bytes other than `=`, space, `]` and `"`.
-fn sd_name<'a>(c: &mut Cur<'a>, problem: &'static str) -> Result<&'a str, ParseError> {
+fn sd_name<'a>(c: &mut Cursor<'a>, problem: &'static str) -> Result<&'a str, ParseError> {
     let start = c.i;
     while let Some(b) = c.peek() {
         if !(33..=126).contains(&b) || matches!(b, b'=' | b']' | b'"') {
@@ -300,7 +177,7 @@ fn sd_name<'a>(c: &mut Cur<'a>, problem: &'static str) -> Result<&'a str, ParseE
 /// STRUCTURED-DATA: `-` or one or more `[SD-ID *(SP PARAM-NAME="value")]`.
 #[allow(clippy::type_complexity)]
 fn structured_data<'a>(
-    c: &mut Cur<'a>,
+    c: &mut Cursor<'a>,
 ) -> Result<Vec<(&'a str, Vec<(&'a str, String)>)>, ParseError> {
     if c.peek() == Some(b'-') {
         c.i += 1;
@@ -368,7 +245,7 @@ fn structured_data<'a>(
 
 /// Parses one RFC 5424 message.
 pub fn parse_rfc5424(input: &[u8]) -> Result<Message<'_>, ParseError> {
-    let mut c = Cur { s: input, i: 0 };
+    let mut c = Cursor::new(input);
     let (facility, severity) = pri(&mut c)?;
     // VERSION: a non-zero digit and up to two more.
     let start = c.i;
@@ -387,25 +264,29 @@ pub fn parse_rfc5424(input: &[u8]) -> Result<Message<'_>, ParseError> {
         c.i += 1;
         None
     } else {
-        Some(rfc3339(&mut c)?)
+        Some(timestamp(&mut c, &GO_SYSLOG)?)
     };
     c.eat(b' ', "parsing error")?;
-    let hostname = c.nil_field(
+    let hostname = nil_field(
+        &mut c,
         255,
         "expecting an hostname (from 1 to max 255 US-ASCII characters) or a nil value",
     )?;
     c.eat(b' ', "parsing error")?;
-    let app_name = c.nil_field(
+    let app_name = nil_field(
+        &mut c,
         48,
         "expecting an app-name (from 1 to max 48 US-ASCII characters) or a nil value",
     )?;
     c.eat(b' ', "parsing error")?;
-    let proc_id = c.nil_field(
+    let proc_id = nil_field(
+        &mut c,
         128,
         "expecting a procid (from 1 to max 128 US-ASCII characters) or a nil value",
     )?;
     c.eat(b' ', "parsing error")?;
-    let msg_id = c.nil_field(
+    let msg_id = nil_field(
+        &mut c,
         32,
         "expecting a msgid (from 1 to max 32 US-ASCII characters) or a nil value",
     )?;
@@ -439,7 +320,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// `Mmm dd hh:mm:ss` (day space-padded or zero-padded), in the year that puts it closest
 /// before `now` (at most a month ahead), UTC.
-fn bsd_timestamp(c: &mut Cur<'_>, now: DateTime<Utc>) -> Result<i64, ParseError> {
+fn bsd_timestamp(c: &mut Cursor<'_>, now: DateTime<Utc>) -> Result<i64, ParseError> {
     const BAD: &str = "expecting a Stamp timestamp";
     let Some(month) =
         c.s.get(c.i..c.i + 3)
@@ -465,11 +346,11 @@ fn bsd_timestamp(c: &mut Cur<'_>, now: DateTime<Utc>) -> Result<i64, ParseError>
         return c.err(BAD);
     }
     c.eat(b' ', BAD)?;
-    let h = c.digits(2, BAD)?;
+    let h = c.digits(2, 2, BAD)?;
     c.eat(b':', BAD)?;
-    let m = c.digits(2, BAD)?;
+    let m = c.digits(2, 2, BAD)?;
     c.eat(b':', BAD)?;
-    let s = c.digits(2, BAD)?;
+    let s = c.digits(2, 2, BAD)?;
     if h > 23 || m > 59 || s > 59 {
         return c.err(BAD);
     }
@@ -494,15 +375,17 @@ fn bsd_timestamp(c: &mut Cur<'_>, now: DateTime<Utc>) -> Result<i64, ParseError>
 
 /// Parses one RFC 3164 message; `now` gives the year.
 pub fn parse_rfc3164(input: &[u8], now: DateTime<Utc>) -> Result<Message<'_>, ParseError> {
-    let mut c = Cur { s: input, i: 0 };
+    let mut c = Cursor::new(input);
     let (facility, severity) = pri(&mut c)?;
     let timestamp = if c.peek().is_some_and(|b| b.is_ascii_digit()) {
-        rfc3339(&mut c)?
+        // rsyslog's RSYSLOG_ForwardFormat; go-syslog reads it as in RFC 5424.
+        timestamp(&mut c, &GO_SYSLOG)?
     } else {
         bsd_timestamp(&mut c, now)?
     };
     c.eat(b' ', "parsing error")?;
-    let hostname = c.field(
+    let hostname = field(
+        &mut c,
         255,
         "expecting an hostname (from 1 to max 255 US-ASCII characters)",
     )?;

@@ -334,3 +334,28 @@ fn rfc3164_bad_input() {
         );
     }
 }
+
+#[test]
+fn rfc5424_errors_name_the_problem_and_column() {
+    const HOST: &str =
+        "expecting an hostname (from 1 to max 255 US-ASCII characters) or a nil value";
+    const APP: &str = "expecting an app-name (from 1 to max 48 US-ASCII characters) or a nil value";
+    const TS: &str = "expecting a RFC3339MICRO timestamp or a nil value";
+    let long_app = format!("<13>1 - - {} - - - x", "a".repeat(49));
+    for (input, problem, at) in [
+        // A control byte inside a field: where go-syslog's machine stops.
+        ("<13>1 - h\x01st a - - - x", HOST, 9),
+        // An empty field (two spaces).
+        ("<13>1 -  a - - - x", HOST, 8),
+        // The 49th byte of an APP-NAME.
+        (long_app.as_str(), APP, 58),
+        // The seventh fraction digit.
+        ("<13>1 2003-10-11T22:14:15.1234567Z - - - - - x", TS, 32),
+        // No space (and no STRUCTURED-DATA) after MSGID.
+        ("<13>1 - - - - -", "parsing error", 15),
+    ] {
+        let err = parse_rfc5424(input.as_bytes()).unwrap_err();
+        assert_eq!(err, ParseError { problem, at }, "{input:?}");
+        assert_eq!(err.to_string(), format!("{problem} [col {at}]"));
+    }
+}
