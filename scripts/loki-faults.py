@@ -41,6 +41,36 @@ Scenarios:
                                  `sent_again` is what the restart pushed that Loki held at the
                                  kill (an estimate: a push still in flight at the kill counts
                                  as not held), `duplicated` what Loki kept twice
+  syslog-tcp-down                a `syslog` job (TCP, octet counting, RFC 5424, read-time
+                                 timestamps); one connection sends --lines JSON messages (default
+                                 50,000) as fast as the socket takes them while the shipper's Loki
+                                 (a proxy in front of it) resets every connection for 10 s; TCP
+                                 holds the sender back (`send_s`: how long its sends took; the
+                                 kernel's socket buffers (tcp_rmem, up to 32 MiB on many hosts)
+                                 take a lot before the sender blocks; `read_while_down`: the
+                                 messages the shipper had read when the outage ended)
+  syslog-udp                     the same over UDP, one message a datagram, at --rate (default
+                                 5,000/s), Loki reachable; `udp_rcvbuf_errors` is the kernel's
+                                 count of datagrams dropped for a full socket buffer meanwhile
+                                 (RcvbufErrors in /proc/net/snmp, every socket of the host)
+  push-kill9                     a `loki_push_api` job (use_incoming_timestamp, for ferrotail
+                                 ack_after_delivery; Promtail refuses the key and answers on
+                                 receipt); a pusher sends --lines entries (default 200,000) in
+                                 JSON batches of 500, 16 at a time, each sent again every 0.2 s
+                                 until answered 204; SIGKILL at a random point between 20 % and
+                                 80 % (--kills times), restart on the same port; `sent_again` as
+                                 in kill9 (Loki merges an entry pushed again, same timestamp and
+                                 line, so it is not `duplicated`)
+  push-down                      the same pusher, no kill, the shipper's Loki (the proxy)
+                                 resetting every connection for the first 10 s
+  gelf-udp                       a `gelf` job; --lines GELF messages (default 50,000) over UDP at
+                                 --rate (default 5,000/s), every 5th gzipped, every 7th in 2 or 3
+                                 chunks; the line is the message as go-gelf writes it back;
+                                 `udp_rcvbuf_errors` as in syslog-udp
+  heroku-down                    a `heroku_drain` job; --lines logplex messages (default 50,000)
+                                 POSTed in batches of 100, each sent again every 0.2 s until
+                                 answered 2xx, the shipper's Loki (the proxy) resetting every
+                                 connection for the first 10 s
 
 Options:
   --binary PATH     ferrotail binary (default target/release/ferrotail)
@@ -48,10 +78,12 @@ Options:
                     $LOKI_HOME/bin/promtail) and print its figures beside ferrotail's
   --runs N          repeat each scenario N times (default 1)
   --files K         files rotating at once in the *-under-load scenarios (default 1)
-  --lines N         lines per file (under-load: 300,000; kill9: 200,000)
-  --rate N          lines/s per file in the under-load scenarios (default 20,000)
+  --lines N         lines per file (under-load: 300,000; kill9, push-*: 200,000; syslog-*,
+                    gelf-udp, heroku-down: 50,000)
+  --rate N          lines/s per file in the under-load scenarios (default 20,000); messages/s
+                    in syslog-udp and gelf-udp (default 5,000)
   --rotate-every N  lines between rotations (default 20,000)
-  --kills N         kill9: kills, each a fresh run (default 1)
+  --kills N         kill9, *-kill9: kills, each a fresh run (default 1)
   --seed S          random seed (default 20261204)
   --json            print one JSON object per run too
 
@@ -61,12 +93,14 @@ Env:
              its own data dir, and stops it at the end.
 
 Each run prints `scenario [shipper] run i: written W, in Loki K, lost L, duplicated D (x %)`.
+A failed run's directory is kept, with tally.txt: its first 50 lost and unexpected lines.
 Exit code: 0 when ferrotail lost nothing (except the compress scenario, where the loss must
-equal what ferrotail counted), 1 otherwise, 2 when it cannot run.
+equal what ferrotail counted, and the UDP scenarios syslog-udp and gelf-udp, where UDP may drop:
+their loss is reported, not failed), 1 otherwise, 2 when it cannot run.
 """
 import argparse, collections, gzip, json, os, random, shutil, signal, socket, subprocess, sys
 import tempfile, threading, time, urllib.parse, urllib.request
-import http.server, socketserver, struct
+import http.client, http.server, socketserver, struct
 
 MESSAGES = ["connection reset by peer", "retrying request", "GET /health 200",
             "cache miss for key user:42", "request completed"]
@@ -274,7 +308,7 @@ class Shipper:
                 self.proc.wait()
 
 
-def config(path, d, job, url, glob, sync="10s", stages="", sd=None, targets=None):
+def config(path, d, job, url, glob, sync="10s", stages="", sd=None, targets=None, job_name=None):
     port = free_port()
     custom = targets
     targets = """    static_configs:
@@ -303,7 +337,7 @@ clients:
   - url: %s/loki/api/v1/push
 scrape_configs:
   - job_name: %s
-%s%s""" % (port, d, sync, url, job, stages, targets))
+%s%s""" % (port, d, sync, url, job_name or job, stages, targets))
     return port
 
 
@@ -329,6 +363,16 @@ def tally(written, stored):
     unexpected = sum(n for l, n in s.items() if l not in w)
     return {"written": len(written), "in_loki": len(stored), "lost": lost, "duplicated": dup,
             "unexpected": unexpected}
+
+
+def sample(d, written, stored):
+    """Writes up to 50 lost and 50 unexpected lines to d/tally.txt."""
+    w, s = collections.Counter(written), collections.Counter(stored)
+    with open(os.path.join(d, "tally.txt"), "w") as f:
+        f.write("lost (first 50):\n")
+        f.write("".join(l + "\n" for l in [l for l in w if s.get(l, 0) < w[l]][:50]))
+        f.write("unexpected (first 50):\n")
+        f.write("".join(l + "\n" for l in [l for l in s if l not in w][:50]))
 
 
 def settle(loki, job, want, shipper, limit=WAIT):
@@ -357,10 +401,10 @@ class Run:
         self.extra = {}
 
     def start(self, url=None, glob=None, sync="10s", stages="", name="config.yaml", sd=None,
-              targets=None):
+              targets=None, job_name=None):
         cfg = os.path.join(self.dir, name)
         port = config(cfg, self.dir, self.job, url or self.loki.url,
-                      glob or os.path.join(self.dir, "*.log"), sync, stages, sd, targets)
+                      glob or os.path.join(self.dir, "*.log"), sync, stages, sd, targets, job_name)
         s = Shipper(self.binary, cfg, self.log, port)
         wait_for("the shipper's /metrics", lambda: s.proc.poll() is not None or s.metrics(), 30)
         if s.proc.poll() is not None:
@@ -782,6 +826,408 @@ def docker_kill9(run, loki_down=False):
     return lines
 
 
+class Proxy:
+    """A TCP proxy in front of Loki for the network scenarios: while down (`down(seconds)`),
+    every connection is accepted and reset at once (SO_LINGER 0), so the shipper's client sees
+    Loki unreachable; otherwise each connection is forwarded to Loki."""
+
+    def __init__(self, target):
+        u = urllib.parse.urlsplit(target)
+        self.target = (u.hostname, u.port)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.until = 0.0
+        self.refused = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def down(self, seconds):
+        self.until = time.time() + seconds
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if time.time() < self.until:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+                self.refused += 1
+                continue
+            try:
+                u = socket.create_connection(self.target, 10)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(1 << 16)
+                if not data:
+                    break
+                b.sendall(data)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def syslog_message(line):
+    return "<165>1 2026-12-07T10:00:00.000000Z lf-host shop 42 - - %s" % line
+
+
+def syslog_targets(run, port, protocol):
+    return """    syslog:
+      listen_address: 127.0.0.1:%d
+      listen_protocol: %s
+      use_incoming_timestamp: false
+      labels:
+        job: %s
+""" % (port, protocol, run.job)
+
+
+def connect(port, limit=30):
+    """A TCP connection to the shipper's listener on `port`, once it listens."""
+    def attempt():
+        try:
+            return socket.create_connection(("127.0.0.1", port), 2)
+        except OSError:
+            return None
+    c = wait_for("the shipper's listener on port %d" % port, attempt, limit, 0.1)
+    c.settimeout(None)
+    return c
+
+
+def syslog_tcp_down(run):
+    """--lines RFC 5424 messages (octet counting) on one TCP connection, sent as fast as the
+    socket takes them, while the shipper's Loki (a proxy) refuses connections for 10 s."""
+    a = run.args
+    lines = json_lines(run.job, 0, a.lines)
+    proxy = Proxy(run.loki.url)
+    port = free_port()
+    try:
+        s = run.start(url=proxy.url, targets=syslog_targets(run, port, "tcp"))
+        c = connect(port)
+        proxy.down(10)
+        t0 = time.time()
+
+        def sample_read():
+            # what the shipper had read off the connection at the end of the outage
+            time.sleep(9.5)
+            run.extra["read_while_down"] = int(s.metric("promtail_syslog_target_entries_total"))
+        sampler = threading.Thread(target=sample_read, daemon=True)
+        sampler.start()
+        for i in range(0, len(lines), 100):
+            c.sendall("".join("%d %s" % (len(m.encode()), m)
+                              for m in map(syslog_message, lines[i:i + 100])).encode())
+        run.extra["send_s"] = round(time.time() - t0, 1)
+        c.close()
+        sampler.join()
+        settle(run.loki, run.job, len(lines), s)
+        run.extra["refused_pushes"] = proxy.refused
+        s.stop()
+    finally:
+        proxy.stop()
+    return lines
+
+
+def paced(n, rate, send):
+    """Calls send(i) for i in range(n) at `rate` a second (bursts of a hundredth of it)."""
+    burst = max(1, rate // 100)
+    t0 = time.time()
+    for i in range(n):
+        send(i)
+        if i % burst == burst - 1:
+            ahead = (i + 1) / rate - (time.time() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def udp_rcvbuf_errors():
+    """The kernel's count of UDP datagrams dropped for a full socket buffer (this network
+    namespace, every socket), from /proc/net/snmp; None where it cannot be read."""
+    try:
+        rows = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def udp_send(run, send, n):
+    """send(i) for i in range(n) at --rate a second; the kernel's UDP buffer drops meanwhile
+    (until the shipper has had 2 s to read what is queued) in run.extra["udp_rcvbuf_errors"]."""
+    before = udp_rcvbuf_errors()
+    paced(n, run.args.rate, send)
+    time.sleep(2)
+    after = udp_rcvbuf_errors()
+    if before is not None and after is not None:
+        run.extra["udp_rcvbuf_errors"] = after - before
+
+
+def syslog_udp(run):
+    """--lines RFC 5424 messages, one a datagram, at --rate a second (default 5,000), Loki
+    reachable. UDP may drop: the loss is reported, not failed."""
+    a = run.args
+    lines = json_lines(run.job, 0, a.lines)
+    port = free_port()
+    s = run.start(targets=syslog_targets(run, port, "udp"))
+    time.sleep(1)  # the UDP listener is bound by now
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp_send(run, lambda i: u.sendto(syslog_message(lines[i]).encode(), ("127.0.0.1", port)), len(lines))
+    u.close()
+    settle(run.loki, run.job, len(lines), s)
+    run.extra["parse_errors"] = int(s.metric("promtail_syslog_target_parsing_errors_total"))
+    s.stop()
+    return lines
+
+
+def push_targets(run, port, ack):
+    # Promtail refuses keys it does not know: ack_after_delivery only for ferrotail
+    return """    loki_push_api:
+      server:
+        http_listen_address: 127.0.0.1
+        http_listen_port: %d
+        grpc_listen_port: 0
+      labels:
+        job: %s
+      use_incoming_timestamp: true
+%s""" % (port, run.job, "      ack_after_delivery: true\n" if ack and run.shipper_name == "ferrotail" else "")
+
+
+class Pusher:
+    """Pushes `lines` to a loki_push_api server on `port` in batches of 500 entries (Loki's
+    JSON push format, one stream, timestamps distinct and increasing), 16 batches at a time;
+    each batch is sent again every 0.2 s until it is answered 204 (connection errors too)."""
+
+    def __init__(self, port, lines, workers=16, batch=500):
+        self.port, self.lines, self.batch = port, lines, batch
+        self.t0 = time.time_ns() - 1800 * 10**9
+        self.next = 0
+        self.lock = threading.Lock()
+        self.stats = collections.Counter()
+        self.threads = [threading.Thread(target=self.work, daemon=True) for _ in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def take(self):
+        with self.lock:
+            i = self.next
+            self.next += self.batch
+            return i
+
+    def count(self, key):
+        with self.lock:
+            self.stats[key] += 1
+
+    def work(self):
+        conn = None
+        while True:
+            i = self.take()
+            if i >= len(self.lines):
+                return
+            body = json.dumps({"streams": [{"stream": {"app": "shop", "source": "pusher"}, "values": [
+                [str(self.t0 + j * 1000), self.lines[j]]
+                for j in range(i, min(i + self.batch, len(self.lines)))]}]}).encode()
+            while True:
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                    conn.request("POST", "/loki/api/v1/push", body, {"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status == 204:
+                        break
+                    self.count("answered_%d" % r.status)
+                except (OSError, http.client.HTTPException):
+                    self.count("connection_errors")
+                    if conn:
+                        conn.close()
+                    conn = None
+                time.sleep(0.2)
+            self.count("batches")
+
+    def join(self, limit=600):
+        deadline = time.time() + limit
+        for t in self.threads:
+            t.join(max(0, deadline - time.time()))
+        if any(t.is_alive() for t in self.threads):
+            raise SystemExit("loki-faults: the pusher did not finish in %ds" % limit)
+
+
+def push_kill9(run):
+    """--lines entries (default 200,000) pushed to a loki_push_api job with
+    ack_after_delivery (ferrotail; Promtail answers on receipt), SIGKILL at a seeded random
+    point between 20 % and 80 %, restart on the same port; the pusher retries until 204."""
+    a = run.args
+    lines = json_lines(run.job, 0, a.lines)
+    port = free_port()
+    targets = push_targets(run, port, True)
+    rng = random.Random(a.seed + run.i)
+    at = int(len(lines) * rng.uniform(0.2, 0.8))
+    s = run.start(targets=targets)
+    p = Pusher(port, lines)
+    wait_for("%d lines in Loki" % at, lambda: run.loki.count(run.job) >= at, WAIT, 0.05)
+    s.kill9()
+    run.extra["killed_at"] = run.loki.count(run.job)
+    s = run.start(targets=targets)
+    p.join()
+    settle(run.loki, run.job, len(lines), s)
+    # what the restarted shipper pushed that Loki already held at the kill (as kill9 counts
+    # it); Loki merges an entry pushed again with the same timestamp and line
+    sent = int(s.metric("promtail_sent_entries_total"))
+    s.stop()
+    run.extra["sent_again"] = max(0, sent - (len(lines) - run.extra["killed_at"]))
+    run.extra.update(sorted(p.stats.items()))
+    return lines
+
+
+def push_down(run):
+    """The pusher of push-kill9 (ack_after_delivery for ferrotail) while the shipper's Loki (a
+    proxy) refuses connections for 10 s; no kill."""
+    lines = json_lines(run.job, 0, run.args.lines)
+    proxy = Proxy(run.loki.url)
+    port = free_port()
+    try:
+        s = run.start(url=proxy.url, targets=push_targets(run, port, True))
+        proxy.down(10)
+        p = Pusher(port, lines)
+        p.join()
+        settle(run.loki, run.job, len(lines), s)
+        s.stop()
+        run.extra["refused_pushes"] = proxy.refused
+        run.extra.update(sorted(p.stats.items()))
+    finally:
+        proxy.stop()
+    return lines
+
+
+def gelf_udp(run):
+    """--lines GELF messages over UDP at --rate a second (default 5,000): every 5th gzipped,
+    every 7th cut into 2 or 3 chunks (chunks of a message sent in a row, in order). The line is
+    the message as go-gelf writes it back; the sender writes it in go-gelf's order so that line
+    is what was sent. UDP may drop: the loss is reported, not failed."""
+    a = run.args
+    port = free_port()
+    ts0 = int(time.time()) - 1800
+    msgs = []
+    for i, l in enumerate(json_lines(run.job, 0, a.lines)):
+        # go-gelf's order: version, host, short_message, timestamp, level, facility, _ fields
+        # sorted; Go writes a float64 as its shortest form, as Python's repr does, but a whole
+        # number without ".0"
+        ts = repr(round(ts0 + i / 1000.0, 3))
+        msgs.append('{"version":"1.1","host":"lf-host","short_message":%s,"timestamp":%s,'
+                    '"level":6,"facility":"shop","_seq":%d}'
+                    % (json.dumps(l), ts[:-2] if ts.endswith(".0") else ts, i))
+    targets = """    gelf:
+      listen_address: 127.0.0.1:%d
+      labels:
+        job: %s
+""" % (port, run.job)
+    s = run.start(targets=targets)
+    time.sleep(1)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stats = collections.Counter()
+
+    def send(i):
+        payload = msgs[i].encode()
+        if i % 5 == 0:
+            payload = gzip.compress(payload)
+            stats["gzipped"] += 1
+        if i % 7 == 0:
+            count = 2 + i % 2
+            size = -(-len(payload) // count)
+            mid = struct.pack(">Q", i + 1)
+            for k in range(count):
+                u.sendto(b"\x1e\x0f" + mid + bytes([k, count]) + payload[k * size:(k + 1) * size],
+                         ("127.0.0.1", port))
+            stats["chunked"] += 1
+        else:
+            u.sendto(payload, ("127.0.0.1", port))
+
+    udp_send(run, send, len(msgs))
+    u.close()
+    settle(run.loki, run.job, len(msgs), s)
+    run.extra.update(sorted(stats.items()))
+    run.extra["parse_errors"] = int(s.metric("promtail_gelf_target_parsing_errors_total"))
+    s.stop()
+    return msgs
+
+
+def heroku_down(run):
+    """--lines logplex messages (octet-counted RFC 5424) POSTed to a heroku_drain job in
+    batches of 100, each sent again every 0.2 s until answered 2xx, while the shipper's Loki (a
+    proxy) refuses connections for the first 10 s."""
+    a = run.args
+    lines = json_lines(run.job, 0, a.lines)
+    proxy = Proxy(run.loki.url)
+    port = free_port()
+    targets = """    heroku_drain:
+      server:
+        http_listen_address: 127.0.0.1
+        http_listen_port: %d
+        grpc_listen_port: 0
+      labels:
+        job: %s
+""" % (port, run.job)
+    stats = collections.Counter()
+    try:
+        # Promtail's heroku_drain wants a Prometheus-compatible job_name (no `-`); the job
+        # label is still run.job
+        s = run.start(url=proxy.url, targets=targets, job_name=run.job.replace("-", "_"))
+        proxy.down(10)
+        conn = None
+        for b, i in enumerate(range(0, len(lines), 100)):
+            batch = lines[i:i + 100]
+            msgs = ["<190>1 2026-12-07T10:00:00.000000+00:00 host app web.1 - %s" % l for l in batch]
+            body = "".join("%d %s" % (len(m.encode()), m) for m in msgs).encode()
+            headers = {"Content-Type": "application/logplex-1", "Logplex-Msg-Count": str(len(msgs)),
+                       "Logplex-Frame-Id": "frame-%d-%d" % (run.i, b),
+                       "Logplex-Drain-Token": "d.5e1c3a2b-0f4d-4b8e-9a61-%012d" % run.i}
+            while True:
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                    conn.request("POST", "/heroku/api/v1/drain", body, headers)
+                    r = conn.getresponse()
+                    r.read()
+                    if 200 <= r.status < 300:
+                        break
+                    stats["answered_%d" % r.status] += 1
+                except (OSError, http.client.HTTPException):
+                    stats["connection_errors"] += 1
+                    if conn:
+                        conn.close()
+                    conn = None
+                time.sleep(0.2)
+        if conn:
+            conn.close()
+        settle(run.loki, run.job, len(lines), s)
+        s.stop()
+        run.extra["refused_pushes"] = proxy.refused
+        run.extra.update(sorted(stats.items()))
+    finally:
+        proxy.stop()
+    return lines
+
+
 SCENARIOS = {
     "repeated": lambda r: repeated(r),
     "repeated-two-files": lambda r: repeated(r, True),
@@ -795,7 +1241,16 @@ SCENARIOS = {
     "docker-down-kill9": docker_down_kill9,
     "journal-kill9": journal_kill9,
     "sd-churn": sd_churn,
+    "syslog-tcp-down": syslog_tcp_down,
+    "syslog-udp": syslog_udp,
+    "push-kill9": push_kill9,
+    "push-down": push_down,
+    "gelf-udp": gelf_udp,
+    "heroku-down": heroku_down,
 }
+KILLS = ("kill9", "docker-kill9", "docker-down-kill9", "journal-kill9", "push-kill9")
+UDP = ("syslog-udp", "gelf-udp")  # loss reported, not failed
+LINES = {"syslog-tcp-down": 50000, "syslog-udp": 50000, "gelf-udp": 50000, "heroku-down": 50000}
 
 
 def main():
@@ -806,7 +1261,7 @@ def main():
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--files", type=int, default=1)
     p.add_argument("--lines", type=int)
-    p.add_argument("--rate", type=int, default=20000)
+    p.add_argument("--rate", type=int)
     p.add_argument("--rotate-every", type=int, default=20000)
     p.add_argument("--kills", type=int, default=1)
     p.add_argument("--seed", type=int, default=20261204)
@@ -832,17 +1287,20 @@ def main():
     try:
         loki = Loki(tmp)
         for name in names:
-            runs = a.kills if name in ("kill9", "docker-kill9", "docker-down-kill9", "journal-kill9") else a.runs
-            lines_default = a.lines
+            runs = a.kills if name in KILLS else a.runs
+            lines_default, rate_default = a.lines, a.rate
             if a.lines is None:
-                a.lines = 200000 if name in ("kill9", "docker-kill9", "docker-down-kill9", "journal-kill9") else 300000
+                a.lines = LINES.get(name, 200000 if name in KILLS or name.startswith("push-") else 300000)
+            if a.rate is None:
+                a.rate = 5000 if name in UDP else 20000
             for shipper in ["ferrotail"] + (["promtail"] if a.promtail else []):
                 totals = collections.Counter()
                 dups = []
                 for i in range(runs):
                     run = Run(a, loki, tmp, name, shipper, i)
                     written = SCENARIOS[name](run)
-                    t = tally(written, loki.entries(run.job))
+                    stored = loki.entries(run.job)
+                    t = tally(written, stored)
                     t.update(run.extra)
                     pct = 100.0 * t["duplicated"] / max(1, t["written"])
                     dups.append(pct)
@@ -858,11 +1316,12 @@ def main():
                         if name == "rotate-while-down-compress":
                             lost_bytes = sum(len(l) + 1 for l in written[:2000])
                             bad |= t["lost"] != 2000 or run.extra.get("counted_lost_bytes") != lost_bytes
-                        else:
+                        elif name not in UDP:
                             bad |= t["lost"] > 0
                         failed |= bad
                     if bad:
                         print("  (run kept for a look: %s)" % run.dir)
+                        sample(run.dir, written, stored)
                     else:
                         shutil.rmtree(run.dir, ignore_errors=True)
                 if runs > 1:
@@ -870,7 +1329,7 @@ def main():
                     print("%s [%s] %d runs: written %d, lost %d, duplicated %d; duplicated %% min %.2f median %.2f max %.2f"
                           % (name, shipper, runs, totals["written"], totals["lost"], totals["duplicated"],
                              dups[0], dups[len(dups) // 2], dups[-1]), flush=True)
-            a.lines = lines_default
+            a.lines, a.rate = lines_default, rate_default
     finally:
         if loki:
             loki.stop()
