@@ -710,10 +710,16 @@ mod tests {
             .expect("a waiter wakes when every receipt is abandoned")
             .expect("task");
         assert!(!got);
-        assert!(!done.is_done(), "an abandoned receipt is not done, even if it was");
+        assert!(
+            !done.is_done(),
+            "an abandoned receipt is not done, even if it was"
+        );
         let (late_ack, late) = receipts.issue(None);
         drop(late_ack);
-        assert!(!late.wait().await, "a receipt given after abandon_all is abandoned too");
+        assert!(
+            !late.wait().await,
+            "a receipt given after abandon_all is abandoned too"
+        );
         // Another process's receipts (a plain receipt) are untouched.
         let (own_ack, own) = receipt(None);
         drop(own_ack);

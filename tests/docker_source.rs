@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::config::ConfigFile;
 use common::fake_docker::{ContainerSpec, FakeDocker};
-use common::mock_loki::{MockLoki, ReceivedEntry};
+use common::mock_loki::{MockLoki, ReceivedEntry, arrivals, base_time};
 use common::process::Ferrotail;
 use ferrotail::sources::docker::frames::LogStream;
 
@@ -24,33 +25,14 @@ const SEC: i64 = 1_000_000_000;
 const WEB: &str = "4f1c0a9d2b3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a";
 const WORKER: &str = "9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f";
 
-/// An hour ago, on a whole second, in Unix nanoseconds.
-fn base_time() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    (now - 3600) * SEC
-}
-
+/// One job, `containers`, discovering the fake engine's containers every 200 ms: the name,
+/// stream and `app` label as labels, containers labeled `skip=yes` dropped.
 fn write_config(dir: &Path, loki: &str, docker: &FakeDocker) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-  sync_period: 100ms
-clients:
-  - url: {loki}
-    batchwait: 50ms
-    backoff_config:
-      min_period: 20ms
-      max_period: 200ms
-scrape_configs:
-  - job_name: containers
+    ConfigFile::new(dir, loki)
+        .positions_sync("100ms")
+        .backoff("20ms", "200ms")
+        .scrape(&format!(
+            r#"  - job_name: containers
     docker_sd_configs:
       - host: {host}
         refresh_interval: 200ms
@@ -66,11 +48,9 @@ scrape_configs:
         regex: 'yes'
         action: drop
 "#,
-        pos = dir.join("positions.yaml").display(),
-        host = docker.host(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+            host = docker.host(),
+        ))
+        .write()
 }
 
 /// What a container wrote: (stream, timestamp, line).
@@ -98,15 +78,6 @@ fn burst(docker: &FakeDocker, id: &str, from: i64, n: usize, out: &mut Written) 
         docker.write_line(id, stream, t, &line);
         out.push((stream, t, line));
     }
-}
-
-/// How many times each (timestamp, line) of `entries` arrived.
-fn arrivals(entries: &[ReceivedEntry]) -> HashMap<(i64, String), usize> {
-    let mut m = HashMap::new();
-    for e in entries {
-        *m.entry((e.timestamp_ns, e.line_str())).or_insert(0) += 1;
-    }
-    m
 }
 
 fn cursor(dir: &Path, id: &str) -> Option<i64> {

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::accounting::{Tally, append_bytes, assert_promtail_can_read, fixed_lines};
+use common::config::ConfigFile;
 use common::mock_loki::{MockLoki, Reply};
 use common::process::{Ferrotail, metric, rss_kib, wait_until};
 use rand::{Rng, SeedableRng};
@@ -39,42 +40,40 @@ fn config(dir: &Path, loki: &MockLoki, glob: &str, client: &str, top: &str) -> P
         .write()
 }
 
-/// A scenario's config file, built up from the defaults of [`config`].
+/// A scenario's config file, built up from the defaults of [`config`]: positions synced every
+/// 100 ms, the client retrying forever (`max_retries: 0`) with backoff from 20 ms to 200 ms,
+/// targets synced every 200 ms, one job `faults` tailing the glob.
 struct Cfg {
-    path: PathBuf,
-    positions: PathBuf,
-    url: String,
+    file: ConfigFile,
     glob: String,
-    client: String,
-    top: String,
     stages: String,
-    sync_period: String,
 }
 
 impl Cfg {
     fn new(dir: &Path, url: &str, glob: &str) -> Cfg {
         Cfg {
-            path: dir.join("config.yaml"),
-            positions: dir.join("positions.yaml"),
-            url: url.to_owned(),
+            file: ConfigFile::new(dir, url)
+                .positions_sync("100ms")
+                .backoff("20ms", "200ms")
+                .max_retries(0)
+                .target_sync("200ms"),
             glob: glob.to_owned(),
-            client: String::new(),
-            top: String::new(),
             stages: String::new(),
-            sync_period: "100ms".to_owned(),
         }
     }
     /// Written to `name` in the same directory (a second config for one positions file).
     fn named(mut self, name: &str) -> Cfg {
-        self.path.set_file_name(name);
+        self.file = self.file.named(name);
         self
     }
+    /// More keys of the client's mapping (unindented).
     fn client(mut self, text: &str) -> Cfg {
-        self.client = text.to_owned();
+        self.file = self.file.client(text);
         self
     }
+    /// More top-level sections.
     fn top(mut self, text: &str) -> Cfg {
-        self.top = text.to_owned();
+        self.file = self.file.top(text);
         self
     }
     /// `pipeline_stages` of the job (YAML list items, 6-space indent added).
@@ -82,8 +81,9 @@ impl Cfg {
         self.stages = text.to_owned();
         self
     }
+    /// `positions.sync_period`.
     fn sync_period(mut self, period: &str) -> Cfg {
-        self.sync_period = period.to_owned();
+        self.file = self.file.positions_sync(period);
         self
     }
     fn write(self) -> PathBuf {
@@ -92,42 +92,18 @@ impl Cfg {
         } else {
             format!("    pipeline_stages:\n{}", indent(&self.stages, 6))
         };
-        let text = format!(
-            r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-  sync_period: {sync}
-clients:
-  - url: {url}
-    batchwait: 50ms
-    backoff_config:
-      min_period: 20ms
-      max_period: 200ms
-      max_retries: 0
-{client}
-target_config:
-  sync_period: 200ms
-scrape_configs:
-  - job_name: faults
+        self.file
+            .scrape(&format!(
+                r#"  - job_name: faults
 {stages}    static_configs:
       - targets: [localhost]
         labels:
           job: faults
           __path__: {glob}
-{top}
 "#,
-            pos = self.positions.display(),
-            sync = self.sync_period,
-            url = self.url,
-            client = indent(&self.client, 4),
-            glob = self.glob,
-            top = self.top,
-        );
-        std::fs::write(&self.path, text).unwrap();
-        self.path
+                glob = self.glob,
+            ))
+            .write()
     }
 }
 

@@ -7,23 +7,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::mock_loki::MockLoki;
-use common::process::{Ferrotail, append, config, wait_until};
+use common::process::{Ferrotail, append, config, positions_offset, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn positions_offset(dir: &Path, file: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-    match v.get("positions")?.get(file.to_str()?)? {
-        serde_yaml::Value::String(s) => s.parse().ok(),
-        serde_yaml::Value::Number(n) => n.as_u64(),
-        _ => None,
-    }
-}
 
 fn sample(metrics: &str, prefix: &str) -> Option<String> {
     metrics

@@ -18,25 +18,19 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::body::gzip;
+use common::config::ConfigFile;
 use common::mock_loki::{MockLoki, ReceivedEntry};
 use common::process::{Ferrotail, metric};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Two GELF jobs: `graylog` (the senders' timestamps, relabeled, facility `noise` dropped) and
+/// `repeated` (read-time stamps).
 fn write_config(dir: &Path, loki: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-clients:
-  - url: {loki}
-    batchwait: 50ms
-scrape_configs:
-  - job_name: graylog
+    ConfigFile::new(dir, loki)
+        .scrape(
+            r#"  - job_name: graylog
     gelf:
       listen_address: 127.0.0.1:0
       use_incoming_timestamp: true
@@ -58,33 +52,18 @@ scrape_configs:
       labels:
         job: gelf-read-time
 "#,
-        pos = dir.join("positions.yaml").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+        )
+        .write()
 }
 
 /// The UDP address of job `job`'s GELF listener, from its log line.
 fn gelf_addr(ft: &Ferrotail, job: &str) -> String {
-    let mut addr = String::new();
-    ft.wait_until(WAIT, "the GELF listening log line", || {
-        for line in ft.stderr().lines() {
-            if line.contains("Listening for GELF UDP messages.")
-                && line.contains(&format!("job={job}"))
-                && let Some(rest) = line.split("address=").nth(1)
-            {
-                addr = rest.split_whitespace().next().unwrap_or("").to_string();
-            }
-        }
-        !addr.is_empty()
-    });
-    addr
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
+    ft.logged_address(
+        WAIT,
+        "the GELF listening log line",
+        "Listening for GELF UDP messages.",
+        Some(job),
+    )
 }
 
 fn zlib(data: &[u8]) -> Vec<u8> {

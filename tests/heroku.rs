@@ -13,25 +13,18 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::config::ConfigFile;
 use common::mock_loki::MockLoki;
 use common::process::{Ferrotail, metric};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// One drain job, `heroku`: the messages' timestamps, the app, proc and `env` parameter as
+/// labels, `scheduler` procs dropped.
 fn write_config(dir: &Path, loki: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-clients:
-  - url: {loki}
-    batchwait: 50ms
-scrape_configs:
-  - job_name: heroku
+    ConfigFile::new(dir, loki)
+        .scrape(
+            r#"  - job_name: heroku
     heroku_drain:
       server:
         http_listen_address: 127.0.0.1
@@ -51,27 +44,18 @@ scrape_configs:
         regex: scheduler.*
         action: drop
 "#,
-        pos = dir.join("positions.yaml").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+        )
+        .write()
 }
 
 /// The drain server's address, from its log line.
 fn drain_addr(ft: &Ferrotail) -> String {
-    let mut addr = String::new();
-    ft.wait_until(WAIT, "the Heroku drain listening log line", || {
-        if let Some(rest) = ft
-            .stderr()
-            .split("msg=\"Listening for Heroku drain requests.\"")
-            .nth(1)
-            && let Some(a) = rest.split("address=").nth(1)
-        {
-            addr = a.split_whitespace().next().unwrap_or("").to_string();
-        }
-        !addr.is_empty()
-    });
-    addr
+    ft.logged_address(
+        WAIT,
+        "the Heroku drain listening log line",
+        "msg=\"Listening for Heroku drain requests.\"",
+        None,
+    )
 }
 
 /// One message in logplex's framing.

@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::mock_loki::{MockLoki, ReceivedEntry};
+use common::config::ConfigFile;
+use common::mock_loki::{MockLoki, ReceivedEntry, arrivals};
 use common::process::{Ferrotail, metric};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -111,26 +111,14 @@ fn write_journal(file: &Path, t0_us: i64, n: usize, out: &mut Written) {
     std::fs::remove_file(&input).unwrap();
 }
 
+/// One job, `journal`, reading the journal files in `journal` back to an hour: the unit,
+/// priority keyword and host as labels.
 fn write_config(dir: &Path, journal: &Path, loki: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-  sync_period: 100ms
-clients:
-  - url: {loki}
-    batchwait: 50ms
-    backoff_config:
-      min_period: 20ms
-      max_period: 200ms
-scrape_configs:
-  - job_name: journal
+    ConfigFile::new(dir, loki)
+        .positions_sync("100ms")
+        .backoff("20ms", "200ms")
+        .scrape(&format!(
+            r#"  - job_name: journal
     journal:
       path: {journal}
       max_age: 1h
@@ -144,20 +132,9 @@ scrape_configs:
       - source_labels: [__journal__hostname]
         target_label: host
 "#,
-            pos = dir.join("positions.yaml").display(),
             journal = journal.display(),
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn arrivals(entries: &[ReceivedEntry]) -> HashMap<(i64, String), usize> {
-    let mut m = HashMap::new();
-    for e in entries {
-        *m.entry((e.timestamp_ns, e.line_str())).or_insert(0) += 1;
-    }
-    m
+        ))
+        .write()
 }
 
 /// Every written entry arrived exactly once, with its labels and the journal's timestamp.

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::mock_loki::{MockLoki, ReceivedEntry, Reply};
+use common::body::gzip;
+use common::config::ConfigFile;
+use common::mock_loki::{MockLoki, ReceivedEntry, Reply, base_time};
 use common::process::Ferrotail;
 use ferrotail::client::proto::{
     Encoder, EntryAdapter, LabelPairAdapter, ProtoTimestamp, PushRequest, StreamAdapter,
@@ -25,35 +27,16 @@ use ferrotail::client::proto::{
 const WAIT: Duration = Duration::from_secs(60);
 const SEC: i64 = 1_000_000_000;
 
-/// An hour ago, on a whole second, in Unix nanoseconds (Loki would take it).
-fn base_time() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    (now - 3600) * SEC
-}
-
+/// One push job, `relay`: `push` adds keys to its `loki_push_api` mapping, `extra` top-level
+/// sections; the pushed timestamps are kept and `level="debug"` streams dropped.
 fn write_config(dir: &Path, loki: &str, push: &str, extra: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-  sync_period: 100ms
-clients:
-  - url: {loki}
-    batchwait: 50ms
-    backoff_config:
-      min_period: 20ms
-      max_period: 200ms
-      max_retries: 1000
-{extra}
-scrape_configs:
-  - job_name: relay
+    ConfigFile::new(dir, loki)
+        .positions_sync("100ms")
+        .backoff("20ms", "200ms")
+        .max_retries(1000)
+        .top(extra)
+        .scrape(&format!(
+            r#"  - job_name: relay
     loki_push_api:
       server:
         http_listen_address: 127.0.0.1
@@ -67,27 +50,19 @@ scrape_configs:
       - source_labels: [level]
         regex: debug
         action: drop
-"#,
-        pos = dir.join("positions.yaml").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+"#
+        ))
+        .write()
 }
 
 /// The push server's address, from its "listening" log line (bounded wait).
 fn push_addr(ft: &Ferrotail) -> String {
-    let mut addr = String::new();
-    ft.wait_until(WAIT, "the push server's listening log line", || {
-        let log = ft.stderr();
-        if let Some(rest) = log
-            .split("msg=\"loki_push_api server listening.\" address=")
-            .nth(1)
-        {
-            addr = rest.split_whitespace().next().unwrap_or("").to_string();
-        }
-        !addr.is_empty()
-    });
-    addr
+    ft.logged_address(
+        WAIT,
+        "the push server's listening log line",
+        "msg=\"loki_push_api server listening.\"",
+        None,
+    )
 }
 
 /// One pushed entry: (stream labels as Loki shows them, timestamp, line, metadata).
@@ -199,12 +174,6 @@ fn json(req: &PushRequest) -> Vec<u8> {
         })
         .collect();
     serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 fn deflate(data: &[u8]) -> Vec<u8> {
@@ -565,7 +534,9 @@ async fn push_over_sigterm(loki_back: bool) -> (Result<(u16, Option<String>), St
         .expect("the pusher is answered (or its connection closed) before the relay exits")
         .unwrap();
     let log = ft.stderr();
-    let status = tokio::task::spawn_blocking(move || ft.stop()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || ft.stop())
+        .await
+        .unwrap();
     assert!(status.success(), "exit status {status:?}; log:\n{log}");
     let got = received(&loki.entries());
     let delivered = held.expect.iter().all(|e| got.contains(e));

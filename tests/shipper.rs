@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::mock_loki::{MockLoki, Reply};
-use common::process::{Ferrotail, append, config, run, wait_until};
+use common::process::{Ferrotail, append, config, positions_offset, run, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 const NO_STAGES: &str = "      []";
@@ -57,17 +57,6 @@ fn assert_each_at_least_once(mock: &MockLoki, expected: &[String]) {
         missing.len(),
         missing.first()
     );
-}
-
-fn positions_offset(dir: &Path, file: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-    let s = v.get("positions")?.get(file.to_str()?)?;
-    match s {
-        serde_yaml::Value::String(s) => s.parse().ok(),
-        serde_yaml::Value::Number(n) => n.as_u64(),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::config::ConfigFile;
 use common::mock_loki::{MockLoki, ReceivedEntry, Reply};
 use common::pki::{Pki, client};
 use common::process::{Ferrotail, metric, wait_until};
@@ -26,28 +27,13 @@ use tokio_rustls::TlsConnector;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The syslog `jobs` (see [`job`]) under the base config, `extra` as more top-level sections.
 fn write_config(dir: &Path, loki: &str, jobs: &str, extra: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-clients:
-  - url: {loki}
-    batchwait: 50ms
-    backoff_config:
-      min_period: 20ms
-      max_period: 200ms
-{extra}
-scrape_configs:
-{jobs}"#,
-        pos = dir.join("positions.yaml").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    ConfigFile::new(dir, loki)
+        .backoff("20ms", "200ms")
+        .top(extra)
+        .scrape(jobs)
+        .write()
 }
 
 /// The relabel rules every job uses: message fields as labels, `noisy` dropped.
@@ -75,20 +61,14 @@ fn job(name: &str, syslog: &str) -> String {
 
 /// The address the syslog listener of `job` is bound to, from its log line.
 fn syslog_addr(ft: &Ferrotail, job: &str) -> std::net::SocketAddr {
-    let mut addr = None;
-    ft.wait_until(WAIT, &format!("the syslog listener of {job}"), || {
-        addr = ft
-            .stderr()
-            .lines()
-            .filter(|l| {
-                l.contains("syslog listening on address") && l.contains(&format!("job={job} "))
-            })
-            .find_map(|l| l.split("address=").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.trim_matches('"').parse().ok());
-        addr.is_some()
-    });
-    addr.unwrap()
+    let addr = ft.logged_address(
+        WAIT,
+        &format!("the syslog listener of {job}"),
+        "syslog listening on address",
+        Some(job),
+    );
+    addr.parse()
+        .unwrap_or_else(|e| panic!("the syslog listener of {job} at {addr:?}: {e}"))
 }
 
 fn by_line(entries: &[ReceivedEntry]) -> HashMap<String, Vec<&ReceivedEntry>> {

@@ -18,7 +18,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the mock
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -55,6 +55,24 @@ impl ReceivedEntry {
     pub fn line_str(&self) -> String {
         String::from_utf8_lossy(&self.line).into_owned()
     }
+}
+
+/// How many times each (timestamp, line) of `entries` arrived.
+pub fn arrivals(entries: &[ReceivedEntry]) -> HashMap<(i64, String), usize> {
+    let mut m = HashMap::new();
+    for e in entries {
+        *m.entry((e.timestamp_ns, e.line_str())).or_insert(0) += 1;
+    }
+    m
+}
+
+/// An hour ago, on a whole second, in Unix nanoseconds (a timestamp Loki takes).
+pub fn base_time() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_secs() as i64;
+    (now - 3600) * 1_000_000_000
 }
 
 /// One request the mock received.

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod accounting;
+pub mod body;
+pub mod config;
 pub mod fake_docker;
 pub mod fake_k8s;
 pub mod mock_loki;

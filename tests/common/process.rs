@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::config::ConfigFile;
+
 /// A running ferrotail process.
 pub struct Ferrotail {
     child: Option<Child>,
@@ -58,18 +60,41 @@ impl Ferrotail {
 
     /// The HTTP server's address, from its "Server listening." log line (bounded wait).
     pub fn http_addr(&self) -> String {
-        let mut addr = String::new();
-        wait_until(
+        self.logged_address(
             Duration::from_secs(30),
             "the server's listening log line",
-            || {
-                let log = self.stderr();
-                if let Some(rest) = log.split("msg=\"Server listening.\" address=").nth(1) {
-                    addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                }
-                !addr.is_empty()
-            },
-        );
+            "msg=\"Server listening.\"",
+            None,
+        )
+    }
+
+    /// Where a listener bound its port 0: the `address=` field of the first log line that
+    /// contains `msg` (and has the field `job=<job>` when `job` is given), quotes trimmed.
+    /// Waits at most `limit`; the failure names `what` and shows the log.
+    pub fn logged_address(
+        &self,
+        limit: Duration,
+        what: &str,
+        msg: &str,
+        job: Option<&str>,
+    ) -> String {
+        let job = job.map(|j| format!("job={j}"));
+        let mut addr = String::new();
+        self.wait_until(limit, what, || {
+            addr = self
+                .stderr()
+                .lines()
+                .filter(|l| l.contains(msg))
+                .filter(|l| {
+                    job.as_ref()
+                        .is_none_or(|j| l.split_whitespace().any(|f| f == j))
+                })
+                .find_map(|l| l.split(" address=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|a| a.trim_matches('"').to_owned())
+                .unwrap_or_default();
+            !addr.is_empty()
+        });
         addr
     }
 
@@ -191,27 +216,16 @@ pub fn append(path: &Path, lines: &[String]) {
     f.sync_all().unwrap();
 }
 
-/// A minimal config: one client, one static job tailing `glob`, positions in `dir`.
+/// A minimal config: one client, one static job tailing `glob` with the pipeline `stages`
+/// (YAML list items, 6-space indent), positions in `dir`; `extra` holds more top-level sections.
 pub fn config(dir: &Path, loki_url: &str, glob: &str, stages: &str, extra: &str) -> PathBuf {
-    let path = dir.join("config.yaml");
-    let text = format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  grpc_listen_port: 0
-positions:
-  filename: {pos}
-  sync_period: 100ms
-clients:
-  - url: {loki_url}
-    batchwait: 50ms
-    backoff_config:
-      min_period: 20ms
-      max_period: 200ms
-target_config:
-  sync_period: 200ms
-scrape_configs:
-  - job_name: test
+    ConfigFile::new(dir, loki_url)
+        .positions_sync("100ms")
+        .backoff("20ms", "200ms")
+        .target_sync("200ms")
+        .top(extra)
+        .scrape(&format!(
+            r#"  - job_name: test
     static_configs:
       - targets: [localhost]
         labels:
@@ -219,12 +233,20 @@ scrape_configs:
           __path__: {glob}
     pipeline_stages:
 {stages}
-{extra}
-"#,
-        pos = dir.join("positions.yaml").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+"#
+        ))
+        .write()
+}
+
+/// The committed offset of `file` in `dir/positions.yaml` (a string or a number), if any.
+pub fn positions_offset(dir: &Path, file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("positions.yaml")).ok()?;
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    match v.get("positions")?.get(file.to_str()?)? {
+        serde_yaml::Value::String(s) => s.parse().ok(),
+        serde_yaml::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
 }
 
 /// Runs ferrotail with `args` and waits at most `limit` for it to exit (killing it and failing
