@@ -7,10 +7,11 @@
 //!
 //! [`Topology::stop`], within `ferrotail.shutdown_timeout`: stop discovery and reading → let
 //! the pipelines drain (each source's return drops its senders) → flush every client (normal
-//! retry policy) → final positions write. If the deadline passes first, every tracker is
-//! frozen *before* the clients are told to give up, so entries abandoned in flight are not
-//! mistaken for acknowledged ones: they are read again at the next start (DESIGN.md contracts
-//! 2 and 6).
+//! retry policy) → final positions write → answers still owed to senders written (at most
+//! 5 s). If the deadline passes first, every tracker is frozen and every receipt abandoned
+//! *before* the clients are told to give up, so entries abandoned in flight are not mistaken
+//! for acknowledged ones: they are read again at the next start, or their sender is told to
+//! send them again (DESIGN.md contracts 2 and 6).
 //!
 //! Invariants: a job's entries go through its own pipeline instance, whichever source read
 //! them; every source shares one byte budget and one positions map; nothing reads before the
