@@ -720,7 +720,7 @@ mod tests {
             !late.wait().await,
             "a receipt given after abandon_all is abandoned too"
         );
-        // Another process's receipts (a plain receipt) are untouched.
+        // A plain receipt belongs to no set: abandon_all leaves it alone.
         let (own_ack, own) = receipt(None);
         drop(own_ack);
         assert!(own.wait().await);

@@ -56,6 +56,9 @@ pub fn go_form(name: &str) -> String {
 
 /// The name of `ip`, empty when it has none or the resolver does not answer in time.
 pub async fn lookup(ip: IpAddr) -> String {
+    // A dual-stack listener sees IPv4 senders as `::ffff:a.b.c.d`; their names are the IPv4
+    // address's (the same form `__syslog_connection_ip_address` shows).
+    let ip = ip.to_canonical();
     let query = tokio::task::spawn_blocking(move || dns_lookup::lookup_addr(&ip));
     match tokio::time::timeout(LOOKUP_LIMIT, query).await {
         Ok(Ok(Ok(name))) if name != ip.to_string() => go_form(&name),
