@@ -120,6 +120,34 @@ pub struct SourceContext {
     pub receipts: crate::ack::Receipts,
 }
 
+impl SourceContext {
+    /// The channel of `job`'s pipeline. `None`, logged naming the source (`what`), when the
+    /// topology gave the source no such job: the source then does not run.
+    pub fn output(&self, job: &str, what: &str) -> Option<mpsc::Sender<SourceEvent>> {
+        let out = self.outputs.get(job).cloned();
+        if out.is_none() {
+            tracing::error!(
+                job,
+                "The {what} source has no pipeline to feed; it does not run."
+            );
+        }
+        out
+    }
+}
+
+/// The severity keywords of syslog's levels 0 to 7 (go-syslog's `SeverityLevel`), which
+/// Promtail's syslog and GELF targets both use for their level labels.
+pub const SEVERITY_KEYWORDS: [&str; 8] = [
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "informational",
+    "debug",
+];
+
 /// A source of entries, run as one task by the topology.
 pub trait Source: Send + 'static {
     /// What it is, for logs ("file tailer", "docker_sd job=containers").

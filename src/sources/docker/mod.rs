@@ -102,8 +102,7 @@ impl DockerSource {
     }
 
     async fn run_source(mut self, ctx: SourceContext) {
-        let Some(output) = ctx.outputs.get(&self.job).cloned() else {
-            tracing::error!(job = %self.job, "The Docker source has no pipeline to feed; it does not run.");
+        let Some(output) = ctx.output(&self.job, "Docker") else {
             return;
         };
         let engine = match Engine::connect(&self.settings, Arc::clone(&ctx.metrics)) {

@@ -329,24 +329,12 @@ pub struct Message {
     pub extra: BTreeMap<String, Value>,
 }
 
-/// The syslog severity keywords of `__gelf_message_level`, by level.
-const LEVELS: [&str; 8] = [
-    "emergency",
-    "alert",
-    "critical",
-    "error",
-    "warning",
-    "notice",
-    "informational",
-    "debug",
-];
-
 impl Message {
     /// The keyword of the level (`emergency` ... `debug`), `None` outside 0..=7.
     pub fn level_keyword(&self) -> Option<&'static str> {
         usize::try_from(self.level)
             .ok()
-            .and_then(|l| LEVELS.get(l))
+            .and_then(|l| crate::sources::SEVERITY_KEYWORDS.get(l))
             .copied()
     }
 

@@ -202,8 +202,7 @@ impl GelfSource {
     }
 
     async fn run_source(self, ctx: SourceContext) {
-        let Some(output) = ctx.outputs.get(&self.job).cloned() else {
-            tracing::error!(job = %self.job, "The GELF source has no pipeline to feed; it does not run.");
+        let Some(output) = ctx.output(&self.job, "GELF") else {
             return;
         };
         let mut defrag = Defragmenter::new(self.limits);

@@ -264,8 +264,7 @@ impl HerokuSource {
     }
 
     async fn run_source(self, ctx: SourceContext) {
-        let Some(output) = ctx.outputs.get(&self.job).cloned() else {
-            tracing::error!(job = %self.job, "The Heroku drain source has no pipeline to feed; it does not run.");
+        let Some(output) = ctx.output(&self.job, "Heroku drain") else {
             return;
         };
         let shared = Arc::new(Handler {

@@ -84,8 +84,7 @@ impl JournalSource {
     }
 
     async fn follow(self, ctx: SourceContext) {
-        let Some(output) = ctx.outputs.get(&self.job).cloned() else {
-            tracing::error!(job = %self.job, "The journal source has no pipeline to feed.");
+        let Some(output) = ctx.output(&self.job, "journal") else {
             return;
         };
         let cursor = ctx.positions.attach_cursor(&format!("cursor-{}", self.job));

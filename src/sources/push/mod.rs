@@ -132,8 +132,7 @@ impl PushSource {
     }
 
     async fn run_source(self, ctx: SourceContext) {
-        let Some(output) = ctx.outputs.get(&self.job).cloned() else {
-            tracing::error!(job = %self.job, "loki_push_api: the job has no pipeline; not serving.");
+        let Some(output) = ctx.output(&self.job, "loki_push_api") else {
             return;
         };
         let SourceContext {

@@ -199,8 +199,7 @@ impl SyslogSource {
     }
 
     async fn run_source(self, ctx: SourceContext) {
-        let Some(output) = ctx.outputs.get(&self.job).cloned() else {
-            tracing::error!(job = %self.job, "The syslog source has no pipeline to feed; it does not run.");
+        let Some(output) = ctx.output(&self.job, "syslog") else {
             return;
         };
         let peer_names = peer_name::needed_by(&self.rules);

@@ -24,18 +24,6 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 pub use crate::sources::rfc5424::ParseError;
 use crate::sources::rfc5424::{Cursor, GO_SYSLOG, timestamp, to_nanos};
 
-/// Severity keywords by code (go-syslog's `SeverityLevel`).
-const SEVERITIES: [&str; 8] = [
-    "emergency",
-    "alert",
-    "critical",
-    "error",
-    "warning",
-    "notice",
-    "informational",
-    "debug",
-];
-
 /// Facility keywords by code (go-syslog's `FacilityLevel`: the syslog(3) keyword, or the
 /// RFC's description where syslog(3) has none).
 const FACILITIES: [&str; 24] = [
@@ -93,7 +81,7 @@ pub struct Message<'a> {
 impl Message<'_> {
     /// The severity keyword (`informational`, ...).
     pub fn severity_keyword(&self) -> &'static str {
-        SEVERITIES[usize::from(self.severity & 7)]
+        crate::sources::SEVERITY_KEYWORDS[usize::from(self.severity & 7)]
     }
 
     /// The facility keyword (`daemon`, `local0`, ...).
